@@ -1,0 +1,247 @@
+"""The ``bench`` command line: run, list, leaderboard, analyze."""
+
+from __future__ import annotations
+
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from bench.errors import BenchError, DivergedError
+
+app = typer.Typer(
+    help="layerbench: train CNNs layer-wise (GreedyDIB, greedy CE, DGL, InfoPro) or end to end (SGD) under one "
+    "protocol, and compare accuracy, memory and time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class RichProgress:
+    """The engine's progress reports as a rich progress bar (one line per training phase)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def start_phase(self, description: str, total_steps: int) -> None:
+        self.task = self.progress.add_task(description, total=total_steps, info="")
+
+    def advance(self, steps: int = 1, **info: Any) -> None:
+        if self.task is None:
+            return
+        if info:
+            text = " ".join(
+                f"{k} {v:.3f}" if k == "loss" else f"{k} {v:.1f}%" if k == "acc" else f"{k} {v}"
+                for k, v in info.items()
+            )
+            self.progress.update(self.task, advance=steps, info=text)
+        else:
+            self.progress.update(self.task, advance=steps)
+
+    def end_phase(self) -> None:
+        self.task = None
+
+
+def _mib(n: Any) -> str:
+    return f"{n / 2**20:.1f} MiB" if isinstance(n, (int, float)) else "–"
+
+
+def print_summary(result: dict, path: Path) -> None:
+    m = result["metrics"]
+    cfg = result["config"]
+    table = Table(title=f"{cfg['method']} on {cfg['data']} with {cfg['arch']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("status", result["status"])
+    table.add_row(
+        "schedule", f"{cfg['schedule']}, {result['architecture']['num_modules']} modules ({cfg['split']})"
+    )
+    table.add_row("test top-1", f"{m.get('test_top1', float('nan')):.2f}%")
+    table.add_row("test top-5", f"{m.get('test_top5', float('nan')):.2f}%")
+    if m.get("module_top1"):
+        table.add_row("module top-1", " / ".join(f"{a:.1f}" for a in m["module_top1"] if a is not None))
+    table.add_row("train time", f"{m.get('train_seconds', 0):.1f} s")
+    ips = m.get("train_images_per_second")
+    table.add_row("images/s", f"{ips:.0f}" if ips else "–")
+    table.add_row("peak activations", _mib(m.get("peak_activation_bytes")))
+    table.add_row("peak trainable state", _mib(m.get("peak_trainable_state_bytes")))
+    if m.get("peak_gpu_bytes") is not None:
+        table.add_row("peak GPU memory", _mib(m["peak_gpu_bytes"]))
+    if m.get("train_flops"):
+        table.add_row("train FLOPs", f"{m['train_flops'] / 1e12:.2f} TFLOP")
+    table.add_row("result", str(path))
+    console.print(table)
+
+
+@app.command()
+def run(
+    method: Annotated[str | None, typer.Option(help="Training method (see `bench list methods`). [default: greedydib]")] = None,
+    arch: Annotated[str | None, typer.Option(help="Backbone: a CIFAR ResNet or a timm CNN. [default: cifar_resnet20]")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset: signs (embedded), cifar10, cifar100, gtsrb. [default: signs]")] = None,
+    data_root: Annotated[str | None, typer.Option(help="Folder holding the datasets' official layouts. [default: ./data]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (per module with --schedule sequential).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (data order, initialisation, augmentation).")] = None,
+    device: Annotated[Device | None, typer.Option(help="auto picks CUDA when available.")] = None,
+    split: Annotated[str | None, typer.Option(help="How to cut the backbone: stages, blocks:K, balanced:K or cuts:i,j,...")] = None,
+    schedule: Annotated[str | None, typer.Option(help="sequential | simultaneous | end_to_end (default: the method's).")] = None,
+    aux: Annotated[str | None, typer.Option(help="Auxiliary head of layer-wise methods (default: the method's).")] = None,
+    out: Annotated[str | None, typer.Option(help="Folder for result folders. [default: runs]")] = None,
+    protocol: Annotated[str | None, typer.Option(help="Run one cell of a named protocol (see `bench list protocols`).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML or JSON file of settings (below flags in precedence).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="key=value for any config field or method hyperparameter; repeatable."),
+    ] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA.")] = None,
+    force: Annotated[bool, typer.Option(help="Run again even if a finished result with this config exists.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train one network with one method and write its result file.
+
+    With no options: GreedyDIB on the embedded `signs` dataset with CIFAR ResNet-20 in 3 local modules
+    (about a minute on a 2-core CPU). Examples:
+
+        bench run --method sgd --arch cifar_resnet32 --data cifar10 --data-root ../shared/data
+
+        bench run --method greedydib --set gamma=0.01 --set alpha=2
+
+        bench run --protocol cpu-cifar10 --method dgl --seed 1
+    """
+    from bench.runner import execute, resolve_config
+
+    flags = {
+        "method": method, "arch": arch, "data": data, "data_root": data_root, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "seed": seed, "device": device.value if device else None,
+        "split": split, "schedule": schedule, "aux": aux, "out": out, "amp": amp,
+    }
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            cfg, method_obj = resolve_config(flags, sets=set_ or [], config_file=config, protocol=protocol)
+        console.print(
+            f"[bold]{cfg.method}[/] ({cfg.schedule}) · {cfg.arch} split {cfg.split} · {cfg.data} · "
+            f"{cfg.epochs} epoch(s){' per module' if cfg.schedule == 'sequential' else ''} · seed {cfg.seed}",
+            highlight=False,
+        )
+        if quiet:
+            result, path = execute(cfg, method_obj, force=force)
+        else:
+            with RichProgress(console) as progress:
+                result, path = execute(cfg, method_obj, progress=progress, force=force)
+    except DivergedError as e:
+        raise fail(f"training diverged: {e}. The run was recorded with status 'diverged'.", code=1) from None
+    except BenchError as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; the run was recorded with status 'failed'.", code=130) from None
+    if result.pop("_skipped", False):
+        console.print("[yellow]A finished result with this config exists; not run again (use --force).[/]")
+    print_summary(result, path)
+
+
+class ListWhat(str, Enum):
+    all = "all"
+    methods = "methods"
+    archs = "archs"
+    datasets = "datasets"
+    protocols = "protocols"
+
+
+@app.command("list")
+def list_(
+    what: Annotated[ListWhat, typer.Argument(help="What to list.")] = ListWhat.all,
+) -> None:
+    """List methods (with version and origin), architectures, datasets and protocols."""
+    from bench.registry import ARCHITECTURES, DATASETS, METHODS, PROTOCOLS
+
+    if what in (ListWhat.all, ListWhat.methods):
+        t = Table(title="methods", title_justify="left")
+        for col in ("name", "version", "schedule", "aux head", "origin", "description"):
+            t.add_column(col)
+        for name, m, origin in METHODS.items():
+            t.add_row(name, str(getattr(m, "version", "?")), str(getattr(m, "default_schedule", "?")),
+                      str(getattr(m, "default_aux", None) or "–"), origin, getattr(m, "description", ""))
+        console.print(t)
+    if what in (ListWhat.all, ListWhat.archs):
+        from architectures import list_architectures
+
+        t = Table(title="architectures (any other timm model of these families works too)", title_justify="left")
+        for col in ("name", "family", "stages", "params"):
+            t.add_column(col)
+        for row in list_architectures():
+            t.add_row(row["name"], row["family"], str(row["num_stages"]), f"{row['params'] / 1e6:.2f}M")
+        for name in ARCHITECTURES.names():
+            if ARCHITECTURES.origin(name) != "built-in":
+                t.add_row(name, f"plugin ({ARCHITECTURES.origin(name)})", "?", "?")
+        console.print(t)
+    if what in (ListWhat.all, ListWhat.datasets):
+        t = Table(title="datasets", title_justify="left")
+        t.add_column("name")
+        t.add_column("origin")
+        t.add_column("description")
+        for name in DATASETS.names():
+            t.add_row(name, DATASETS.origin(name), DATASETS.meta(name).get("description", ""))
+        console.print(t)
+    if what in (ListWhat.all, ListWhat.protocols):
+        t = Table(title="protocols", title_justify="left")
+        for col in ("name", "version", "data", "arch", "split", "epochs", "description"):
+            t.add_column(col)
+        for name, p, _ in PROTOCOLS.items():
+            s = p.settings
+            t.add_row(name, str(p.version), s.get("data", ""), s.get("arch", ""), s.get("split", ""),
+                      str(s.get("epochs", "")), p.description)
+        console.print(t)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""The resolved configuration of one run: defaults < protocol < config file < CLI flags (and ``--set``).
+
+Every field is recorded in the result file. Method hyperparameters live under ``hparams`` and are validated against
+the method's declared defaults (unknown key or wrong type -> ConfigError).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import tomllib
+
+from bench.errors import ConfigError
+
+SCHEDULES = ("end_to_end", "sequential", "simultaneous")
+LR_SCHEDULES = ("cosine", "step", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. Defaults make ``bench run`` finish in about a minute on a 2-core CPU."""
+
+    method: str = "greedydib"
+    arch: str = "cifar_resnet20"
+    data: str = "signs"
+    data_root: str = "./data"
+    split: str = "stages"
+    schedule: str | None = None
+    """sequential | simultaneous | end_to_end; None = the method's default."""
+    aux: str | None = None
+    """Auxiliary head of the layer-wise methods; None = the method's default."""
+    epochs: int = 3
+    """Epochs of training; with the sequential schedule, epochs per module."""
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 0
+    step_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    """For lr_schedule=step: fractions of training where the learning rate is multiplied by step_gamma."""
+    step_gamma: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    """Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU."""
+    max_train_samples: int | None = None
+    allow_subset: bool = True
+    """Accept dataset files that are a valid subset of the official release (MD5 differs)."""
+    download: bool = False
+    cifar_stem: bool | None = None
+    """3x3 stride-1 stem without max-pool; None = automatic for inputs of at most 64 pixels."""
+    protocol: str | None = None
+    out: str = "runs"
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELD_TYPES: dict[str, Any] = get_type_hints(RunConfig)
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert ``value`` (often a string from the command line) to type ``tp``, or raise ConfigError."""
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is not None and type(None) in args:  # Optional[X]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], key)
+    if tp is Any:
+        return parse_literal(value) if isinstance(value, str) else value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(str(value))
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if origin is list or tp is list:
+        items = value
+        if isinstance(value, str):
+            items = parse_literal(value) if value.strip().startswith("[") else value.split(",")
+            if not isinstance(items, list):
+                items = [items]
+        if not isinstance(items, (list, tuple)):
+            items = [items]
+        inner = args[0] if args else Any
+        return [coerce(v, inner, key) for v in items]
+    if origin is dict or tp is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        raise ConfigError(f"{key}: expected a mapping")
+    return value
+
+
+def parse_literal(text: str) -> Any:
+    """Parse a command-line value: JSON when it parses (numbers, lists, true/false/null), else the raw string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if low in ("none", "null"):
+            return None
+        return text
+
+
+def coerce_hparam(key: str, value: Any, default: Any) -> Any:
+    """Coerce a method hyperparameter to the type of its declared default.
+
+    A default of ``None`` accepts anything; a float default accepts ints; a float default also accepts a list of
+    floats (one value per module) when the method declares so by listing the key in ``per_module``.
+    """
+    if default is None:
+        return parse_literal(value) if isinstance(value, str) else value
+    if isinstance(default, bool):
+        return coerce(value, bool, key)
+    if isinstance(default, (int, float)):
+        raw = parse_literal(value) if isinstance(value, str) else value
+        if isinstance(raw, list):
+            return [coerce(v, float, key) for v in raw]
+        return coerce(raw, type(default), key) if not isinstance(default, float) else coerce(raw, float, key)
+    if isinstance(default, str):
+        return coerce(value, str, key)
+    if isinstance(default, list):
+        return coerce(value, list, key)
+    return value
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, Any], *, source: str) -> RunConfig:
+    """Set fields of ``cfg`` from a mapping; method hyperparameters go to ``cfg.hparams`` unvalidated here
+    (they are checked against the method's declared defaults once the method is known)."""
+    for key, value in overrides.items():
+        if key == "hparams":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: 'hparams' must be a mapping")
+            cfg.hparams.update(value)
+        elif key in FIELD_TYPES:
+            setattr(cfg, key, coerce(value, FIELD_TYPES[key], key))
+        else:
+            cfg.hparams[key] = value
+    return cfg
+
+
+def parse_set_options(items: list[str]) -> dict[str, Any]:
+    """``["lr=0.1", "gamma=[0.1,0.2]"]`` -> ``{"lr": "0.1", "gamma": "[0.1,0.2]"}`` (coerced later)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        if key.startswith("hparams."):
+            key = key[len("hparams.") :]
+        out[key] = value.strip()
+    return out
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A TOML or JSON file of config values (same keys as the flags; method hyperparameters under [hparams])."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+        return json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {e}") from e
+
+
+def validate(cfg: RunConfig) -> None:
+    """Range and choice checks that do not need the registries."""
+    if cfg.epochs < 1:
+        raise ConfigError(f"epochs must be at least 1, got {cfg.epochs}")
+    if cfg.batch_size < 2:
+        raise ConfigError(f"batch_size must be at least 2, got {cfg.batch_size}")
+    if cfg.eval_batch_size < 1:
+        raise ConfigError(f"eval_batch_size must be at least 1, got {cfg.eval_batch_size}")
+    if not cfg.lr > 0:
+        raise ConfigError(f"lr must be positive, got {cfg.lr}")
+    if cfg.weight_decay < 0 or cfg.momentum < 0:
+        raise ConfigError("weight_decay and momentum must be non-negative")
+    if cfg.schedule is not None and cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"schedule {cfg.schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule {cfg.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+    if cfg.optimizer not in ("sgd", "adam", "adamw"):
+        raise ConfigError(f"optimizer {cfg.optimizer!r} is not one of sgd, adam, adamw")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"device {cfg.device!r} is not one of {', '.join(DEVICES)}")
+    if cfg.warmup_epochs < 0 or cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
+        raise ConfigError(f"warmup_epochs must be in [0, epochs), got {cfg.warmup_epochs}")
+    if cfg.max_train_samples is not None and cfg.max_train_samples < cfg.batch_size:
+        raise ConfigError("max_train_samples must be at least one batch")

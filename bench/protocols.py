@@ -1,0 +1,121 @@
+"""Protocols: named, versioned recipes (dataset, architecture, split, epochs, batch, optimizer, schedule, seeds).
+
+``bench run --protocol NAME --method M`` runs one cell of a protocol; ``bench list protocols`` shows them. A
+protocol fixes everything but the method (and the seed, drawn from ``seeds``); flags given on top still apply and
+are recorded, but the leaderboards only average runs whose config matches the protocol.
+
+``cpu-*`` protocols run to the end on a laptop CPU and are what the committed leaderboards hold; ``paper-*``
+protocols follow published GPU recipes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    version: int
+    description: str
+    settings: dict[str, Any]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    method_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-method overrides inside the protocol (e.g. GreedyDIB's gamma chosen by a sweep), recorded with it."""
+    source: str = ""
+
+
+_INFOPRO_RECIPE = {
+    "epochs": 160,
+    "batch_size": 1024,
+    "lr": 0.8,
+    "lr_schedule": "cosine",
+    "warmup_epochs": 5,
+    "nesterov": True,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "optimizer": "sgd",
+}
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in [
+        Protocol(
+            "cpu-cifar10",
+            1,
+            "CIFAR-10 (the 4,000/1,000 real subset or a full download), CIFAR ResNet-20 in its 3 stages; "
+            "runs to the end on a 2-core CPU.",
+            {
+                "data": "cifar10",
+                "arch": "cifar_resnet20",
+                "split": "stages",
+                "epochs": 6,
+                "batch_size": 128,
+                "lr": 0.05,
+                "lr_schedule": "cosine",
+                "weight_decay": 5e-4,
+                "momentum": 0.9,
+                "max_train_samples": 4000,
+            },
+        ),
+        Protocol(
+            "cpu-gtsrb",
+            1,
+            "GTSRB at 32x32 (the 2,580-image real training subset, official test set), CIFAR ResNet-20 in its "
+            "3 stages; runs to the end on a 2-core CPU.",
+            {
+                "data": "gtsrb",
+                "arch": "cifar_resnet20",
+                "split": "stages",
+                "epochs": 6,
+                "batch_size": 128,
+                "lr": 0.05,
+                "lr_schedule": "cosine",
+                "weight_decay": 5e-4,
+                "momentum": 0.9,
+                "max_train_samples": 2580,
+            },
+        ),
+        Protocol(
+            "paper-cifar10-resnet32",
+            1,
+            "InfoPro's CIFAR-10 recipe: ResNet-32, K local modules (set --split blocks:K, K in 2,4,8,16), "
+            "160 epochs, batch 1024, lr 0.8, cosine with warm-up, Nesterov, weight decay 1e-4 (GPU).",
+            {"data": "cifar10", "arch": "cifar_resnet32", "split": "blocks:4", **_INFOPRO_RECIPE},
+            source="Wang et al., ICLR 2021 (InfoPro), Sec. 4 and the authors' code",
+        ),
+        Protocol(
+            "paper-cifar10-resnet110",
+            1,
+            "InfoPro's CIFAR-10 recipe on ResNet-110 (K in 2,4,8,16 through --split blocks:K) (GPU).",
+            {"data": "cifar10", "arch": "cifar_resnet110", "split": "blocks:4", **_INFOPRO_RECIPE},
+            source="Wang et al., ICLR 2021 (InfoPro), Sec. 4 and the authors' code",
+        ),
+        Protocol(
+            "paper-cifar100-resnet32",
+            1,
+            "InfoPro's recipe on CIFAR-100 with ResNet-32 (GPU).",
+            {"data": "cifar100", "arch": "cifar_resnet32", "split": "blocks:4", **_INFOPRO_RECIPE},
+            source="Wang et al., ICLR 2021 (InfoPro) recipe applied to CIFAR-100",
+        ),
+        Protocol(
+            "paper-gtsrb-resnet18",
+            1,
+            "ResNet-18 (CIFAR stem) on GTSRB at 32x32, split in its 4 stages, 30 epochs, batch 128, SGD lr 0.05 "
+            "cosine (GPU); the GreedyDIB seed paper's setting as far as it is known.",
+            {
+                "data": "gtsrb",
+                "arch": "resnet18",
+                "split": "stages",
+                "epochs": 30,
+                "batch_size": 128,
+                "lr": 0.05,
+                "lr_schedule": "cosine",
+                "weight_decay": 5e-4,
+                "momentum": 0.9,
+            },
+            source="GreedyDIB seed paper (2025): architecture and dataset; the budget is ours",
+        ),
+    ]
+}

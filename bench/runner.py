@@ -1,0 +1,274 @@
+"""One run, end to end: resolved config -> data -> staged backbone -> method -> evaluation -> result file."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import random
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import bench
+from bench import config as config_mod
+from bench.config import RunConfig
+from bench.data.loader import DeviceData
+from bench.errors import BenchError, ConfigError, DatasetError, DivergedError
+from bench.evaluate import evaluate
+from bench.measure import Meter
+from bench.method import Method, Progress, RunContext, SilentProgress
+from bench.registry import ARCHITECTURES, DATASETS, METHODS, PROTOCOLS
+from bench.results import RESULT_FILENAME, SCHEMA_VERSION, config_hash, read_result, write_json_atomic
+
+
+def resolve_config(
+    flags: dict[str, Any] | None = None,
+    *,
+    sets: list[str] | None = None,
+    config_file: str | Path | None = None,
+    protocol: str | None = None,
+) -> tuple[RunConfig, Method]:
+    """defaults < protocol < config file < CLI flags < ``--set``; then method hyperparameters are validated."""
+    cfg = RunConfig()
+    file_values = config_mod.load_config_file(config_file) if config_file else {}
+    protocol = protocol or (flags or {}).get("protocol") or file_values.get("protocol")
+    if protocol:
+        p = PROTOCOLS.get(protocol)
+        config_mod.apply_overrides(cfg, dict(p.settings), source=f"protocol {protocol}")
+        cfg.protocol = protocol
+    if file_values:
+        config_mod.apply_overrides(cfg, file_values, source=str(config_file))
+    explicit = {k: v for k, v in (flags or {}).items() if v is not None}
+    config_mod.apply_overrides(cfg, explicit, source="command line")
+    if protocol:  # per-method settings of the protocol apply once the method is known (flags still win)
+        p = PROTOCOLS.get(protocol)
+        per_method = p.method_settings.get(cfg.method, {})
+        config_mod.apply_overrides(
+            cfg, {k: v for k, v in per_method.items() if k not in explicit}, source=f"protocol {protocol}"
+        )
+    if sets:
+        config_mod.apply_overrides(cfg, config_mod.parse_set_options(sets), source="--set")
+
+    method = METHODS.get(cfg.method)
+    _check_method(method, cfg.method)
+    declared = dict(getattr(method, "hparams", {}) or {})
+    unknown = sorted(set(cfg.hparams) - set(declared))
+    if unknown:
+        accepted = ", ".join(sorted(declared)) or "none"
+        fields = ", ".join(config_mod.FIELD_NAMES)
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)} for method {cfg.method!r}. "
+            f"Method hyperparameters: {accepted}. Config keys: {fields}."
+        )
+    hparams = dict(declared)
+    for key, value in cfg.hparams.items():
+        hparams[key] = config_mod.coerce_hparam(key, value, declared[key])
+    cfg.hparams = hparams
+    allowed = tuple(getattr(method, "schedules", (method.default_schedule,)))
+    if cfg.schedule is None:
+        cfg.schedule = method.default_schedule
+    elif cfg.schedule not in allowed:
+        raise ConfigError(
+            f"method {cfg.method!r} runs with schedule {' or '.join(allowed)}, not {cfg.schedule!r}"
+        )
+    if cfg.aux is None:
+        cfg.aux = getattr(method, "default_aux", None)
+    config_mod.validate(cfg)
+    return cfg, method
+
+
+def _check_method(method: Any, name: str) -> None:
+    missing = [a for a in ("version", "description", "default_schedule", "train") if not hasattr(method, a)]
+    if missing:
+        raise ConfigError(f"method {name!r} does not implement the Method protocol (missing {', '.join(missing)})")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import timm
+
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "layerbench": bench.__version__,
+        "device": device.type,
+        "device_name": device_name,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        "platform": platform.platform(),
+    }
+
+
+def git_commit() -> str | None:
+    repo = Path(bench.__file__).resolve().parent.parent
+    if not (repo / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def method_origin(name: str) -> str:
+    return METHODS.origin(name)
+
+
+def run_dir_for(cfg: RunConfig) -> Path:
+    return Path(cfg.out) / f"{cfg.method}_{cfg.arch}_{cfg.data}_seed{cfg.seed}_{config_hash(cfg.to_dict())}"
+
+
+def load_data(cfg: RunConfig):
+    loader = DATASETS.get(cfg.data)
+    dataset = loader(cfg.data_root, allow_subset=cfg.allow_subset, download=cfg.download)
+    if dataset.train_labels.numel() < cfg.batch_size:
+        raise DatasetError(
+            f"dataset {cfg.data!r} has {dataset.train_labels.numel()} training images, fewer than one batch "
+            f"({cfg.batch_size}); lower --batch-size"
+        )
+    return dataset
+
+
+def build_network(cfg: RunConfig, num_classes: int, image_size: int):
+    builder = ARCHITECTURES.get(cfg.arch)
+    return builder(num_classes=num_classes, split=cfg.split, image_size=image_size, cifar_stem=cfg.cifar_stem)
+
+
+def execute(
+    cfg: RunConfig,
+    method: Method,
+    *,
+    progress: Progress | None = None,
+    force: bool = False,
+    epoch_hooks: list | None = None,
+    on_start=None,
+) -> tuple[dict[str, Any], Path]:
+    """Train and evaluate one resolved config; write ``<out>/<run>/result.json`` atomically and return it.
+
+    A finished run (status ok) with the same config is not run again unless ``force``. User errors raise
+    BenchError before anything is written; a crash or divergence during training is recorded with status
+    ``failed``/``diverged`` and re-raised.
+    """
+    run_dir = run_dir_for(cfg)
+    result_path = run_dir / RESULT_FILENAME
+    if result_path.exists() and not force:
+        try:
+            previous = read_result(result_path)
+            if previous["status"] == "ok":
+                previous["_skipped"] = True
+                return previous, result_path
+        except ValueError:
+            pass  # a corrupt previous result is simply replaced
+
+    device = resolve_device(cfg.device)
+    generator = seed_everything(cfg.seed)
+    dataset = load_data(cfg)
+    torch.manual_seed(cfg.seed)  # the network's initialisation does not depend on how the data was made
+    net = build_network(cfg, dataset.num_classes, dataset.image_size).to(device)
+    data = DeviceData(dataset, device, max_train_samples=cfg.max_train_samples)
+    meter = Meter(device, exclude_params=list(net.parameters()))
+    run = RunContext(cfg, net, data, device, meter, generator, progress or SilentProgress(), list(epoch_hooks or []))
+    if on_start is not None:
+        on_start(run)
+
+    started = _now()
+    result: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": config_hash(cfg.to_dict()),
+        "status": "ok",
+        "message": None,
+        "config": cfg.to_dict(),
+        "protocol": _protocol_record(cfg.protocol),
+        "method": {
+            "name": cfg.method,
+            "version": str(method.version),
+            "origin": method_origin(cfg.method),
+            "description": method.description,
+        },
+        "dataset": {**dataset.summary(), "train_size_used": data.train_size},
+        "architecture": {
+            "name": cfg.arch,
+            "split": cfg.split,
+            "num_modules": net.num_modules,
+            "params": sum(p.numel() for p in net.parameters()),
+            "cifar_stem": getattr(net, "cifar_stem", None),
+            "modules": net.describe(),
+        },
+        "metrics": {},
+        "env": environment(device),
+        "started_at": started,
+        "finished_at": None,
+    }
+    try:
+        outcome = method.train(run)
+        metrics = evaluate(net, data, batch_size=cfg.eval_batch_size, aux_heads=outcome.aux_heads)
+        metrics.update(meter.metrics())
+        metrics["final_train_loss"] = outcome.final_train_loss
+        metrics["epochs_completed"] = outcome.epochs_completed
+        metrics.update(outcome.extra_metrics)
+        result["metrics"] = metrics
+    except DivergedError as e:
+        result.update(status="diverged", message=str(e), metrics=meter.metrics())
+        _finish(result, result_path)
+        raise
+    except BenchError:
+        raise
+    except KeyboardInterrupt:
+        result.update(status="failed", message="interrupted by the user", metrics=meter.metrics())
+        _finish(result, result_path)
+        raise
+    except Exception as e:
+        result.update(status="failed", message=f"{type(e).__name__}: {e}", metrics=meter.metrics())
+        _finish(result, result_path)
+        raise
+    _finish(result, result_path)
+    return result, result_path
+
+
+def _protocol_record(name: str | None) -> dict | None:
+    if not name:
+        return None
+    p = PROTOCOLS.get(name)
+    return {"name": p.name, "version": p.version}
+
+
+def _finish(result: dict[str, Any], path: Path) -> None:
+    result["finished_at"] = _now()
+    write_json_atomic(path, result)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def config_fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(RunConfig))
+
+
