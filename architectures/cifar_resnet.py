@@ -70,17 +70,16 @@ INFOPRO_CUTS: dict[str, dict[int, list[list[int]]]] = {
 _DEPTHS = {"cifar_resnet20": 20, "cifar_resnet32": 32, "cifar_resnet56": 56, "cifar_resnet110": 110}
 
 
-def infopro_cut_points(name: str, k: int) -> list[int] | None:
-    """InfoPro's published cut points for ``name`` with ``k`` local modules, as atom indices, or None.
+def infopro_cut_points(depth: int, k: int) -> list[int] | None:
+    """InfoPro's published cut points for a depth-``depth`` CIFAR ResNet split into ``k`` local modules, or None.
 
     Atoms are the stem (index 0) followed by every BasicBlock in order, so block ``b`` of stage ``s`` is atom
     ``1 + (s - 1) * n + b``. A returned index is the first atom of a new local module (the ``cuts:`` convention).
     """
-    arch = name.removeprefix("cifar_")
-    table = INFOPRO_CUTS.get(arch, {})
+    table = INFOPRO_CUTS.get(f"resnet{depth}", {})
     if k not in table:
         return None
-    n = (_DEPTHS[name] - 2) // 6
+    n = (depth - 2) // 6
     ends = [0 if stage == 0 else 1 + (stage - 1) * n + block for stage, block in table[k]]
     return [end + 1 for end in ends]
 
@@ -283,8 +282,14 @@ default_cfgs = generate_default_cfgs({name: _cfg() for name in _DEPTHS})
 def _create(name: str, pretrained: bool = False, **kwargs) -> CifarResNet:
     if pretrained:
         raise ArchitectureError(f"{name} has no pretrained weights; build it with pretrained=False")
-    kwargs.pop("pretrained_cfg_overlay", None) if kwargs.get("pretrained_cfg_overlay") is None else None
-    return build_model_with_cfg(CifarResNet, name, pretrained=False, depth=_DEPTHS[name], **kwargs)
+    return build_model_with_cfg(
+        CifarResNet,
+        name,
+        pretrained=False,
+        feature_cfg=dict(out_indices=(0, 1, 2, 3)),  # stem + 3 stages (timm's default asks for 5 features)
+        depth=_DEPTHS[name],
+        **kwargs,
+    )
 
 
 @register_model

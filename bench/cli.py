@@ -239,6 +239,37 @@ def list_(
         console.print(t)
 
 
+@app.command()
+def leaderboard(
+    results: Annotated[Path, typer.Option(help="Folder of result files (searched recursively).")] = Path(
+        "leaderboards/results"
+    ),
+    out: Annotated[Path, typer.Option(help="Where the Markdown tables are written.")] = Path("leaderboards"),
+    check: Annotated[bool, typer.Option(help="Write nothing; exit 1 if a committed table is stale.")] = False,
+    include_adhoc: Annotated[bool, typer.Option(help="Also tabulate runs made without --protocol.")] = False,
+) -> None:
+    """Render every result under --results into Markdown leaderboards (one table per protocol + an index)."""
+    from bench.leaderboard import check_leaderboards, write_leaderboards
+
+    if not results.exists():
+        raise fail(f"results folder {results} does not exist")
+
+    def warn(message: str) -> None:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    if check:
+        problems = check_leaderboards(results, out, include_adhoc=include_adhoc)
+        if problems:
+            for line in problems:
+                err_console.print(f"  {line}", highlight=False)
+            raise fail("leaderboards are out of date; run `bench leaderboard` and commit the tables", code=1)
+        console.print(f"Leaderboards in {out} are up to date.")
+        return
+    written = write_leaderboards(results, out, include_adhoc=include_adhoc, on_warning=warn)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
 def main() -> None:
     app()
 

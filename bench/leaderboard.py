@@ -145,7 +145,11 @@ def drop_duplicates(results: Iterable[dict[str, Any]]) -> tuple[list[dict[str, A
 
 
 def _newest_key(result: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (_time_key(result.get("finished_at")), str(result.get("run_id", "")), str(result.get(SOURCE_KEY, "")))
+    return (
+        _time_key(result.get("finished_at")),
+        str(result.get("run_id", "")),
+        str(result.get(SOURCE_KEY, "")),
+    )
 
 
 def _describe(result: Mapping[str, Any]) -> str:
@@ -255,8 +259,14 @@ class Row:
 
     def sort_key(self) -> tuple[Any, ...]:
         mean = self.top1_mean
-        return (mean is None, -(mean or 0.0), self.method, self.arch, self.k if self.k is not None else -1,
-                self.schedule)
+        return (
+            mean is None,
+            -(mean or 0.0),
+            self.method,
+            self.arch,
+            self.k if self.k is not None else -1,
+            self.schedule,
+        )
 
 
 def build_rows(results: Iterable[Mapping[str, Any]]) -> list[Row]:
@@ -281,7 +291,7 @@ def sgd_baseline(rows: Sequence[Row], row: Row) -> Row | None:
     candidates = [r for r in rows if r.method == "sgd" and r.arch == row.arch]
     if not candidates:
         return None
-    return sorted(candidates, key=lambda r: (r.k != row.k, r.schedule != row.schedule, r.schedule, r.k or 0))[0]
+    return min(candidates, key=lambda r: (r.k != row.k, r.schedule != row.schedule, r.schedule, r.k or 0))
 
 
 # ------------------------------------------------------------------------------------------------ formatting
@@ -411,7 +421,10 @@ def render_protocol(name: str, results: Sequence[Mapping[str, Any]]) -> str:
 
     out: list[str] = [GENERATED_MARKER, "", f"# Leaderboard: {name}", ""]
     if name == ADHOC:
-        out += ["Ad-hoc runs, made outside any protocol: settings differ from run to run; compare with care.", ""]
+        out += [
+            "Ad-hoc runs, made outside any protocol: settings differ from run to run; compare with care.",
+            "",
+        ]
     out += [
         f"- Protocol version(s): {_join(_sorted_unique((r.get('protocol') or {}).get('version') for r in results))}",
         f"- Harness version(s) (layerbench): "
@@ -427,8 +440,20 @@ def render_protocol(name: str, results: Sequence[Mapping[str, Any]]) -> str:
     ]
 
     show_gpu = any(r.gpu_bytes is not None for r in rows)
-    headers = ["#", "Method", "Version", "Architecture", "K", "Schedule", "Top-1 (%)", "n", "Top-5 (%)",
-               "Module top-1 (%)", "Act. mem (MiB)", "vs sgd"]
+    headers = [
+        "#",
+        "Method",
+        "Version",
+        "Architecture",
+        "K",
+        "Schedule",
+        "Top-1 (%)",
+        "n",
+        "Top-5 (%)",
+        "Module top-1 (%)",
+        "Act. mem (MiB)",
+        "vs sgd",
+    ]
     if show_gpu:
         headers.append("GPU peak (MiB)")
     headers += ["Train time", "Train FLOPs"]
@@ -464,13 +489,23 @@ def render_protocol(name: str, results: Sequence[Mapping[str, Any]]) -> str:
         key=lambda r: (*row_key(r), repr(_seed(r)), str(r.get("status")), str(r.get("run_id", ""))),
     )
     if failed:
-        out += ["", "## Runs that did not finish", "",
-                "Failed and diverged runs, not included in the averages above.", ""]
-        out.append(md_table(
-            ["Method", "Architecture", "K", "Schedule", "Seed", "Status", "Message"],
-            [[*_fmt_key(r), str(_seed(r)), str(r.get("status")), _short(r.get("message"))] for r in failed],
-            right={2, 4},
-        ))
+        out += [
+            "",
+            "## Runs that did not finish",
+            "",
+            "Failed and diverged runs, not included in the averages above.",
+            "",
+        ]
+        out.append(
+            md_table(
+                ["Method", "Architecture", "K", "Schedule", "Seed", "Status", "Message"],
+                [
+                    [*_fmt_key(r), str(_seed(r)), str(r.get("status")), _short(r.get("message"))]
+                    for r in failed
+                ],
+                right={2, 4},
+            )
+        )
 
     reference = render_reference(name)
     if reference:
@@ -524,29 +559,54 @@ def render_reference(protocol: str) -> str:
 
     out = ["## Published reference", ""]
     if errors:
-        out.append(md_table(
-            ["Method", "Paper's name", "K", "Test error (%)", "Accuracy (%)", "Source"],
-            [[e.method, e.paper_label, fmt_k(e.k) if e.k is not None else f"{DASH} (end-to-end)",
-              fmt_mean_std(e.test_error, e.std) if e.std is not None else fmt_float(e.test_error),
-              fmt_float(e.accuracy), source_cell(e.source, e.verified, e.note)] for e in errors],
-            right={3, 4},
-        ))
+        out.append(
+            md_table(
+                ["Method", "Paper's name", "K", "Test error (%)", "Accuracy (%)", "Source"],
+                [
+                    [
+                        e.method,
+                        e.paper_label,
+                        fmt_k(e.k) if e.k is not None else f"{DASH} (end-to-end)",
+                        fmt_mean_std(e.test_error, e.std) if e.std is not None else fmt_float(e.test_error),
+                        fmt_float(e.accuracy),
+                        source_cell(e.source, e.verified, e.note),
+                    ]
+                    for e in errors
+                ],
+                right={3, 4},
+            )
+        )
     if memory:
         if errors:
             out.append("")
-        out.append(md_table(
-            ["Method", "Paper's name", "K", "Batch", "GPU memory (GB)", "Source"],
-            [[m.method, m.paper_label, fmt_k(m.k) if m.k is not None else f"{DASH} (end-to-end)",
-              str(m.batch_size), fmt_float(m.gpu_gb), source_cell(m.source, m.verified, m.note)]
-             for m in memory],
-            right={3, 4},
-        ))
-    out += ["", "Published numbers come from the paper's own training setup; ours follow this protocol."]
-    out += [f"[{i}] {note}." for i, note in enumerate(notes, start=1)]
+        out.append(
+            md_table(
+                ["Method", "Paper's name", "K", "Batch", "GPU memory (GB)", "Source"],
+                [
+                    [
+                        m.method,
+                        m.paper_label,
+                        fmt_k(m.k) if m.k is not None else f"{DASH} (end-to-end)",
+                        str(m.batch_size),
+                        fmt_float(m.gpu_gb),
+                        source_cell(m.source, m.verified, m.note),
+                    ]
+                    for m in memory
+                ],
+                right={3, 4},
+            )
+        )
+    citations = sorted({f"{e.citation}, {e.url}" for e in [*errors, *memory]})
+    out += ["", "Published numbers come from the paper's own training setup; ours follow this protocol.", ""]
+    out += [f"Source: {c}." for c in citations]
+    if notes:
+        out += ["", *(f"- [{i}] {note}." for i, note in enumerate(notes, start=1))]
     return "\n".join(out)
 
 
-def render_index(groups: Mapping[str, Sequence[Mapping[str, Any]]], results_label: str = RESULTS_LABEL) -> str:
+def render_index(
+    groups: Mapping[str, Sequence[Mapping[str, Any]]], results_label: str = RESULTS_LABEL
+) -> str:
     """``README.md`` of the leaderboards folder: one line per protocol, linking its page."""
     out = [
         GENERATED_MARKER,
@@ -567,20 +627,34 @@ def render_index(groups: Mapping[str, Sequence[Mapping[str, Any]]], results_labe
         rows = build_rows(results)
         best = best_row(rows)
         versions = _join(_sorted_unique((r.get("protocol") or {}).get("version") for r in results), DASH)
-        table.append([
-            f"[{name}]({protocol_filename(name)})",
-            versions,
-            _headline(best),
-            fmt_mean_std(best.top1_mean, best.top1_std) if best else DASH,
-            str(best.n) if best else DASH,
-            str(len(rows)),
-            str(len(results)),
-            "yes" if references.has_references(name) else "no",
-        ])
-    out.append(md_table(
-        ["Protocol", "Version(s)", "Best entry", "Top-1 (%)", "n", "Rows", "Result files", "Published ref."],
-        table, right={3, 4, 5, 6},
-    ))
+        table.append(
+            [
+                f"[{name}]({protocol_filename(name)})",
+                versions,
+                _headline(best),
+                fmt_mean_std(best.top1_mean, best.top1_std) if best else DASH,
+                str(best.n) if best else DASH,
+                str(len(rows)),
+                str(len(results)),
+                "yes" if references.has_references(name) else "no",
+            ]
+        )
+    out.append(
+        md_table(
+            [
+                "Protocol",
+                "Version(s)",
+                "Best entry",
+                "Top-1 (%)",
+                "n",
+                "Rows",
+                "Result files",
+                "Published ref.",
+            ],
+            table,
+            right={3, 4, 5, 6},
+        )
+    )
     return "\n".join(out) + "\n"
 
 

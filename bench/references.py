@@ -21,11 +21,12 @@ INFOPRO_PAPER = (
     'Training", ICLR 2021'
 )
 INFOPRO_URL = "https://openreview.net/forum?id=fAbkE6ant2"
+INFOPRO_SHORT = "Wang et al., ICLR 2021"
 INFOPRO_REPO = "https://github.com/blackfeather-wang/InfoPro-Pytorch"
 
 UNCHECKED = (
-    "figure as given in the project brief; not re-checked against the paper text (the table number is "
-    "therefore not recorded)"
+    "value recorded from the project's own notes on the paper; it was not re-checked against the paper's "
+    "text, so the table it comes from is not named"
 )
 
 PROTOCOL_ARCHITECTURES: dict[str, str] = {
@@ -47,9 +48,13 @@ class PublishedError:
     test_error: float
     """Percent."""
     source: str
+    """Short: who, where, and which table (when verified), e.g. "Wang et al., ICLR 2021, Table 1"."""
     verified: bool
     std: float | None = None
     note: str = ""
+    citation: str = INFOPRO_PAPER
+    """The full reference, printed once under the table."""
+    url: str = INFOPRO_URL
 
     @property
     def accuracy(self) -> float:
@@ -71,6 +76,8 @@ class PublishedMemory:
     source: str
     verified: bool
     note: str = ""
+    citation: str = INFOPRO_PAPER
+    url: str = INFOPRO_URL
 
 
 PUBLISHED_ERRORS: tuple[PublishedError, ...] = (
@@ -81,7 +88,7 @@ PUBLISHED_ERRORS: tuple[PublishedError, ...] = (
         paper_label="E2E",
         k=None,
         test_error=7.37,
-        source=f"{INFOPRO_PAPER}, CIFAR-10 test errors",
+        source=f"{INFOPRO_SHORT}, CIFAR-10 test errors",
         verified=False,
         note=UNCHECKED,
     ),
@@ -92,7 +99,7 @@ PUBLISHED_ERRORS: tuple[PublishedError, ...] = (
         paper_label="E2E",
         k=None,
         test_error=6.50,
-        source=f"{INFOPRO_PAPER}, CIFAR-10 test errors",
+        source=f"{INFOPRO_SHORT}, CIFAR-10 test errors",
         verified=False,
         note=UNCHECKED,
     ),
@@ -110,7 +117,7 @@ PUBLISHED_MEMORY: tuple[PublishedMemory, ...] = tuple(
         k=k,
         batch_size=1024,
         gpu_gb=gb,
-        source=f"{INFOPRO_PAPER}, GPU memory on CIFAR-10 (ResNet-110, batch 1024)",
+        source=f"{INFOPRO_SHORT}, GPU memory (ResNet-110, batch 1024)",
         verified=False,
         note=UNCHECKED
         + (

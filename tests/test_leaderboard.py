@@ -39,19 +39,38 @@ def make_result(
         "status": status,
         "message": message,
         "config": {
-            "method": method, "arch": arch, "data": "cifar10", "seed": seed, "schedule": schedule,
-            "split": "stages", "epochs": 5, "batch_size": 128, "hparams": {},
+            "method": method,
+            "arch": arch,
+            "data": "cifar10",
+            "seed": seed,
+            "schedule": schedule,
+            "split": "stages",
+            "epochs": 5,
+            "batch_size": 128,
+            "hparams": {},
         },
         "protocol": None if protocol is None else {"name": protocol, "version": 1},
         "method": {"name": method, "version": "1.0", "origin": "built-in", "description": "test"},
-        "dataset": {"name": "cifar10", "num_classes": 10, "train_size": 50000, "test_size": 10000,
-                    "image_size": 32, "source": "test", "is_subset": False},
+        "dataset": {
+            "name": "cifar10",
+            "num_classes": 10,
+            "train_size": 50000,
+            "test_size": 10000,
+            "image_size": 32,
+            "source": "test",
+            "is_subset": False,
+        },
         "architecture": {"name": arch, "split": "stages", "num_modules": k, "params": 272474},
         "metrics": {
-            "test_top1": top1, "test_top5": 95.0, "module_top1": module_top1,
-            "train_seconds": 100.0, "train_images_per_second": 400.0,
-            "peak_activation_bytes": activation_bytes, "peak_trainable_state_bytes": 3_000_000,
-            "peak_gpu_bytes": None, "train_flops": 1.2e13,
+            "test_top1": top1,
+            "test_top5": 95.0,
+            "module_top1": module_top1,
+            "train_seconds": 100.0,
+            "train_images_per_second": 400.0,
+            "peak_activation_bytes": activation_bytes,
+            "peak_trainable_state_bytes": 3_000_000,
+            "peak_gpu_bytes": None,
+            "train_flops": 1.2e13,
         },
         "env": {"layerbench": "0.1.0", "torch": "2.14.1", "device": "cpu"},
         "started_at": "2026-11-22T10:00:00Z",
@@ -197,7 +216,9 @@ def test_failed_and_diverged_listed_apart_and_not_averaged(results_dir: Path) ->
 
     failed = table_rows(page, "## Runs that did not finish")
     assert [(r["Method"], r["Seed"], r["Status"]) for r in failed] == [
-        ("dgl", "0", "failed"), ("greedy_ce", "1", "diverged"), ("greedydib", "1", "diverged"),
+        ("dgl", "0", "failed"),
+        ("greedy_ce", "1", "diverged"),
+        ("greedydib", "1", "diverged"),
     ]
     assert failed[0]["Message"] == r"CUDA out of memory \| retry"
     assert "- Result files: 9 (2 diverged, 1 failed, 6 ok)" in page
@@ -253,7 +274,9 @@ def test_reference_table_for_paper_protocol() -> None:
     e2e = [r for r in ref if r["Paper's name"] == "E2E"]
     assert len(e2e) == 1
     assert e2e[0]["Test error (%)"] == "7.37" and e2e[0]["Accuracy (%)"] == "92.63"
-    assert "Revisiting Locally Supervised Learning" in e2e[0]["Source"]
+    assert e2e[0]["Source"].startswith("Wang et al., ICLR 2021")
+    assert "not re-checked" in e2e[0]["Source"]  # unverified numbers say so in the table
+    assert "Revisiting Locally Supervised Learning" in page
     # Every recorded number carries a source; unchecked ones say so.
     for entry in references.PUBLISHED_ERRORS + references.PUBLISHED_MEMORY:
         assert entry.source
@@ -292,8 +315,10 @@ def test_output_is_deterministic(results_dir: Path) -> None:
 
 def test_write_then_check_then_stale(results_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "leaderboards"
-    assert lb.check_leaderboards(results_dir, out) == [f"missing: {out / 'README.md'}",
-                                                       f"missing: {out / 'cpu-cifar10.md'}"]
+    assert lb.check_leaderboards(results_dir, out) == [
+        f"missing: {out / 'README.md'}",
+        f"missing: {out / 'cpu-cifar10.md'}",
+    ]
     paths = lb.write_leaderboards(results_dir, out)
     assert [p.name for p in paths] == ["README.md", "cpu-cifar10.md"]
     assert lb.check_leaderboards(results_dir, out) == []
@@ -301,8 +326,10 @@ def test_write_then_check_then_stale(results_dir: Path, tmp_path: Path) -> None:
     # One result changes: its table and the index headline go stale.
     changed = make_result("infopro", 0, 90.0, module_top1=[40.0, 55.0, 70.0], activation_bytes=100 * MIB)
     save(results_dir, changed)
-    assert lb.check_leaderboards(results_dir, out) == [f"stale: {out / 'README.md'}",
-                                                       f"stale: {out / 'cpu-cifar10.md'}"]
+    assert lb.check_leaderboards(results_dir, out) == [
+        f"stale: {out / 'README.md'}",
+        f"stale: {out / 'cpu-cifar10.md'}",
+    ]
     lb.write_leaderboards(results_dir, out)
     assert lb.check_leaderboards(results_dir, out) == []
 

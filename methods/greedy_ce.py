@@ -1,0 +1,40 @@
+"""Greedy layer-wise cross-entropy: Belilovsky, Eickenberg, Oyallon, "Greedy Layerwise Learning Can Scale to
+ImageNet", ICML 2019 (code: github.com/eugenium/layerCNN).
+
+Algorithm (sequential schedule, the paper's):
+    for k = 1..K:
+        train module k and its auxiliary classifier aux_k on  CE(aux_k(T_k), y),  T_k = module_k(frozen prefix(x))
+        freeze module k
+    the last module is trained with the network's own classifier.
+
+The auxiliary classifier is the paper's convolutional head (``--aux conv``, see ``bench/heads.py``).
+Departures from the authors' code: the backbone modules are the harness's StagedNet modules (stages or blocks of a
+timm/CIFAR ResNet) instead of the paper's own stack of conv layers, and all methods share the harness's optimiser
+recipe (SGD + momentum, cosine) so that only the local objective differs. ``--schedule simultaneous`` is
+available too.
+"""
+
+from __future__ import annotations
+
+from bench.engine import cross_entropy_loss, train_local
+from bench.heads import build_head
+from bench.method import RunContext, TrainOutcome
+
+
+class GreedyCrossEntropy:
+    name = "greedy_ce"
+    version = "1.0"
+    description = "Greedy layer-wise CE with a conv auxiliary head, modules trained one after another (Belilovsky 2019)."
+    default_schedule = "sequential"
+    schedules = ("sequential", "simultaneous")
+    default_aux = "conv"
+    hparams: dict = {}
+
+    def train(self, run: RunContext) -> TrainOutcome:
+        def make_head(k, shape):
+            return build_head(run.cfg.aux, shape, run.net.num_classes, image_shape=run.net.input_shape)
+
+        return train_local(run, make_head=make_head, local_loss=cross_entropy_loss)
+
+
+method = GreedyCrossEntropy()
