@@ -30,7 +30,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -202,8 +202,11 @@ def list_(
 
     if what in (ListWhat.all, ListWhat.methods):
         t = Table(title="methods", title_justify="left")
-        for col in ("name", "version", "schedule", "aux head", "origin", "description"):
+        t.add_column("name", no_wrap=True)
+        for col in ("version", "schedule", "aux head"):
             t.add_column(col)
+        t.add_column("origin", no_wrap=True)
+        t.add_column("description")
         for name, m, origin in METHODS.items():
             t.add_row(name, str(getattr(m, "version", "?")), str(getattr(m, "default_schedule", "?")),
                       str(getattr(m, "default_aux", None) or "–"), origin, getattr(m, "description", ""))
@@ -212,7 +215,8 @@ def list_(
         from architectures import list_architectures
 
         t = Table(title="architectures (any other timm model of these families works too)", title_justify="left")
-        for col in ("name", "family", "stages", "params"):
+        t.add_column("name", no_wrap=True)
+        for col in ("family", "stages", "params"):
             t.add_column(col)
         for row in list_architectures():
             t.add_row(row["name"], row["family"], str(row["num_stages"]), f"{row['params'] / 1e6:.2f}M")
@@ -222,7 +226,7 @@ def list_(
         console.print(t)
     if what in (ListWhat.all, ListWhat.datasets):
         t = Table(title="datasets", title_justify="left")
-        t.add_column("name")
+        t.add_column("name", no_wrap=True)
         t.add_column("origin")
         t.add_column("description")
         for name in DATASETS.names():
@@ -230,7 +234,8 @@ def list_(
         console.print(t)
     if what in (ListWhat.all, ListWhat.protocols):
         t = Table(title="protocols", title_justify="left")
-        for col in ("name", "version", "data", "arch", "split", "epochs", "description"):
+        t.add_column("name", no_wrap=True)
+        for col in ("version", "data", "arch", "split", "epochs", "description"):
             t.add_column(col)
         for name, p, _ in PROTOCOLS.items():
             s = p.settings

@@ -61,6 +61,8 @@ class Registry:
         self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
         self._fallback: Callable[[str], Any] | None = None
+        self._broken: dict[str, str] = {}
+        """Plugins that failed to import: name -> the reason, so that asking for one says why."""
 
     def register(self, name: str, target: Any = None, *, origin: str = "built-in", **meta: Any):
         """Register ``target`` under ``name``; used as ``reg.register("x", "pkg.mod:obj")`` or as a decorator."""
@@ -83,6 +85,7 @@ class Registry:
         if self._plugins_loaded and not force:
             return
         self._plugins_loaded = True
+        self._broken.clear()
         if not self.group:
             return
         for ep in metadata.entry_points(group=self.group):
@@ -101,6 +104,8 @@ class Registry:
         self.load_plugins()
         if name in self._entries:
             return self._entries[name]
+        if name in self._broken:
+            raise UnknownNameError(self._broken[name])
         if self._fallback is not None:
             obj = self._fallback(name)
             if obj is not None:
@@ -123,13 +128,17 @@ class Registry:
         except Exception as e:  # a broken plugin must not crash the harness
             if entry.origin == "built-in":
                 raise
-            warnings.warn(f"{self.kind} plugin {name!r} from {entry.origin} failed to load: {e!r}", PluginWarning,
-                          stacklevel=2)
-            self._entries.pop(name, None)
-            raise UnknownNameError(
-                f"The {self.kind} {name!r} comes from {entry.origin}, which failed to import ({e}). "
-                "Reinstall or fix that package."
-            ) from e
+            self._mark_broken(entry, e)
+            raise UnknownNameError(self._broken[name]) from e
+
+    def _mark_broken(self, entry: Entry, error: Exception) -> None:
+        warnings.warn(f"{self.kind} plugin {entry.name!r} from {entry.origin} failed to load: {error!r}",
+                      PluginWarning, stacklevel=3)
+        self._entries.pop(entry.name, None)
+        self._broken[entry.name] = (
+            f"The {self.kind} {entry.name!r} comes from {entry.origin}, which failed to import ({error}). "
+            "Reinstall or fix that package."
+        )
 
     def origin(self, name: str) -> str:
         return self._entry(name).origin
@@ -152,9 +161,7 @@ class Registry:
             except Exception as e:
                 if not skip_broken or entry.origin == "built-in":
                     raise
-                warnings.warn(f"{self.kind} plugin {name!r} from {entry.origin} failed to load: {e!r}",
-                              PluginWarning, stacklevel=2)
-                self._entries.pop(name, None)
+                self._mark_broken(entry, e)
 
     def __contains__(self, name: str) -> bool:
         try:
@@ -204,13 +211,14 @@ for _name in (
     ARCHITECTURES.register(_name, TimmArchitecture(_name))
 ARCHITECTURES.set_fallback(_timm_fallback)
 
-for _name, _desc in (
-    ("signs", "generated GTSRB-like traffic signs with known boxes (embedded, no download)"),
-    ("cifar10", "CIFAR-10, official python pickles under --data-root/cifar-10-batches-py"),
-    ("cifar100", "CIFAR-100, official python pickles under --data-root/cifar-100-python"),
-    ("gtsrb", "GTSRB, official .ppm/.csv layout under --data-root/gtsrb/GTSRB, resized to 32x32"),
-):
-    DATASETS.register(_name, f"bench.data:{'load_' + _name}", description=_desc)
+def _register_datasets() -> None:
+    from bench.data import BUILTIN_DATASETS
+
+    for name, entry in BUILTIN_DATASETS.items():
+        DATASETS.register(name, entry["loader"], description=entry["description"])
+
+
+_register_datasets()
 
 
 def _register_protocols() -> None:

@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.engine import LocalStep, _local_step, _LossMonitor, build_units, lr_factor, make_optimizer, train_local
+from bench.engine import (
+    LocalStep,
+    _local_step,
+    _LossMonitor,
+    build_units,
+    lr_factor,
+    make_optimizer,
+    train_local,
+)
 from bench.errors import DivergedError
 from bench.evaluate import evaluate
 from tests.tiny import tiny_run

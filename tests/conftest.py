@@ -1,0 +1,21 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Folder of real dataset subsets: ``$LAYERBENCH_SHARED_DATA``, else ``<repo>/../shared/data``.
+
+    Skips the test when the folder is absent.
+    """
+    env = os.environ.get("LAYERBENCH_SHARED_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"real data subsets not found at {path} (set LAYERBENCH_SHARED_DATA)")
+    return path
