@@ -29,6 +29,8 @@ class RunConfig:
     arch: str = "cifar_resnet20"
     data: str = "signs"
     data_root: str = "./data"
+    data_options: dict[str, Any] = field(default_factory=dict)
+    """Dataset-specific options (``--set data.num_classes=4`` for signs, ``data.labels=coarse`` for cifar100)."""
     split: str = "stages"
     schedule: str | None = None
     """sequential | simultaneous | end_to_end; None = the method's default."""
@@ -173,6 +175,13 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, Any], *, source: str) -
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: 'hparams' must be a mapping")
             cfg.hparams.update(value)
+        elif key == "data_options":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: 'data_options' must be a mapping")
+            cfg.data_options.update({k: parse_literal(v) if isinstance(v, str) else v for k, v in value.items()})
+        elif key.startswith("data."):
+            option = key[len("data."):]
+            cfg.data_options[option] = parse_literal(value) if isinstance(value, str) else value
         elif key in FIELD_TYPES:
             setattr(cfg, key, coerce(value, FIELD_TYPES[key], key))
         else:

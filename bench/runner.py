@@ -147,7 +147,7 @@ def run_dir_for(cfg: RunConfig) -> Path:
 
 def load_data(cfg: RunConfig):
     loader = DATASETS.get(cfg.data)
-    dataset = loader(cfg.data_root, allow_subset=cfg.allow_subset, download=cfg.download)
+    dataset = loader(cfg.data_root, allow_subset=cfg.allow_subset, download=cfg.download, **cfg.data_options)
     if dataset.train_labels.numel() < cfg.batch_size:
         raise DatasetError(
             f"dataset {cfg.data!r} has {dataset.train_labels.numel()} training images, fewer than one batch "
