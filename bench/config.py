@@ -55,6 +55,11 @@ class RunConfig:
     amp: bool = False
     """Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU."""
     max_train_samples: int | None = None
+    """Train on the first N training images only."""
+    max_test_samples: int | None = None
+    """Evaluate on the first N test images only (quick checks; leaderboard protocols leave it unset)."""
+    max_steps: int | None = None
+    """Stop each training phase after N optimisation steps (smoke tests of long recipes)."""
     allow_subset: bool = True
     """Accept dataset files that are a valid subset of the official release (MD5 differs)."""
     download: bool = False
@@ -240,3 +245,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"warmup_epochs must be in [0, epochs), got {cfg.warmup_epochs}")
     if cfg.max_train_samples is not None and cfg.max_train_samples < cfg.batch_size:
         raise ConfigError("max_train_samples must be at least one batch")
+    if cfg.max_test_samples is not None and cfg.max_test_samples < 1:
+        raise ConfigError(f"max_test_samples must be at least 1, got {cfg.max_test_samples}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise ConfigError(f"max_steps must be at least 1, got {cfg.max_steps}")

@@ -192,6 +192,7 @@ def train_local(
     steps_per_epoch = run.data.steps_per_epoch(cfg.batch_size)
     heads = None if cfg.schedule == "end_to_end" else [u.head for u in units]
     monitor = _LossMonitor(run.device)
+    epochs_run = 0
 
     if cfg.schedule in ("end_to_end", "sequential"):
         for k, unit in enumerate(units):
@@ -199,12 +200,18 @@ def train_local(
             unit.scheduler = make_scheduler(unit.optimizer, cfg, steps_per_epoch, cfg.epochs)
             label = "end to end" if len(units) == 1 else f"module {k + 1}/{len(units)}"
             run.progress.start_phase(label, steps_per_epoch * cfg.epochs)
+            phase_steps = 0
             for epoch in range(cfg.epochs):
+                if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
+                    break
                 monitor.reset()
                 unit.body.train()
                 unit.head.train()
                 run.meter.start()
                 for i, (x, y) in enumerate(run.data.train_batches(cfg.batch_size, run.generator)):
+                    if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
+                        break
+                    phase_steps += 1
                     with run.meter.count_flops(enabled=epoch == 0 and i == 0) as flops:
                         with torch.no_grad(), _autocast(run):
                             h = x
@@ -214,9 +221,10 @@ def train_local(
                     if flops is not None:
                         run.meter.train_flops += flops.get_total_flops() / y.numel() * run.data.train_size * cfg.epochs
                         run.meter.record_trainable_state([unit.body, unit.head], [unit.optimizer])
+                    run.meter.images_trained += y.numel()
                     run.progress.advance(1)
                 run.meter.stop()
-                run.meter.images_trained += run.data.train_size
+                epochs_run = max(epochs_run, epoch + 1)
                 run.progress.advance(0, epoch=epoch + 1, **monitor.info())
                 run.end_of_epoch(k, epoch, heads)
             run.progress.end_phase()
@@ -232,7 +240,10 @@ def train_local(
             unit.scheduler = make_scheduler(unit.optimizer, cfg, steps_per_epoch, cfg.epochs)
         run.progress.start_phase(f"{len(units)} modules, simultaneous", steps_per_epoch * cfg.epochs)
         aux_monitor = _LossMonitor(run.device)  # the hidden modules' losses: checked, not displayed
+        phase_steps = 0
         for epoch in range(cfg.epochs):
+            if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
+                break
             monitor.reset()
             aux_monitor.reset()
             for unit in units:
@@ -240,6 +251,9 @@ def train_local(
                 unit.head.train()
             run.meter.start()
             for i, (x, y) in enumerate(run.data.train_batches(cfg.batch_size, run.generator)):
+                if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
+                    break
+                phase_steps += 1
                 with run.meter.count_flops(enabled=epoch == 0 and i == 0) as flops:
                     h = x
                     for k in range(len(units)):
@@ -250,9 +264,10 @@ def train_local(
                     run.meter.record_trainable_state(
                         [m for u in units for m in (u.body, u.head)], [u.optimizer for u in units]
                     )
+                run.meter.images_trained += y.numel()
                 run.progress.advance(1)
             run.meter.stop()
-            run.meter.images_trained += run.data.train_size
+            epochs_run = epoch + 1
             aux_monitor.check(f"epoch {epoch + 1}")
             run.progress.advance(0, epoch=epoch + 1, **monitor.info())
             run.end_of_epoch(0, epoch, heads)
@@ -263,4 +278,4 @@ def train_local(
         raise ConfigError(f"unknown schedule {cfg.schedule!r}")
 
     run.net.eval()
-    return TrainOutcome(aux_heads=heads, final_train_loss=monitor.last_loss, epochs_completed=cfg.epochs)
+    return TrainOutcome(aux_heads=heads, final_train_loss=monitor.last_loss, epochs_completed=epochs_run)

@@ -192,7 +192,8 @@ def execute(
     dataset = load_data(cfg)
     torch.manual_seed(cfg.seed)  # the network's initialisation does not depend on how the data was made
     net = build_network(cfg, dataset.num_classes, dataset.image_size).to(device)
-    data = DeviceData(dataset, device, max_train_samples=cfg.max_train_samples)
+    data = DeviceData(dataset, device, max_train_samples=cfg.max_train_samples,
+                      max_test_samples=cfg.max_test_samples)
     meter = Meter(device, exclude_params=list(net.parameters()))
     run = RunContext(cfg, net, data, device, meter, generator, progress or SilentProgress(), list(epoch_hooks or []))
     if on_start is not None:

@@ -10,6 +10,11 @@ For each batch size n it prints the median wall time in ms (over --repeats runs,
   fb:*          feature_entropy(x, ...) forward + backward to the features (what a training step pays)
   err32         |S_eig32 - S_eig| in bits on that batch
 
+Then, with --arch (default cifar_resnet20, 3 stages, 32x32 inputs) and --step-batch (default 128), the time of one
+local training step of each module (forward of the module on its detached input, auxiliary head, loss, backward,
+optimizer step) for greedy_ce and for greedydib with the exact entropy (alpha 1.01, eigvalsh), eig32 and the
+alpha = 2 closed form, measured interleaved in one run, and the ratio greedydib / greedy_ce per module and summed.
+
 The entropy-only columns run on a Gram matrix that requires grad, so the eigendecomposition computes the
 eigenvectors as it does in training. Features are ReLU(N(0, 1)) of shape (n, C, H, W).
 
@@ -27,6 +32,13 @@ from collections.abc import Callable
 import torch
 
 from bench.info import feature_entropy, gram_matrix, matrix_entropy
+
+STEP_VARIANTS = {
+    "greedy_ce": None,
+    "greedydib eig a=1.01": {"alpha": 1.01, "entropy_method": "eig"},
+    "greedydib eig32 a=1.01": {"alpha": 1.01, "entropy_method": "eig32"},
+    "greedydib frob a=2": {"alpha": 2.0, "entropy_method": "auto"},
+}
 
 
 def synchronize(device: torch.device) -> None:
@@ -115,6 +127,67 @@ def format_table(rows: list[dict[str, float]]) -> str:
     return "\n".join(out)
 
 
+def step_times(
+    arch: str, batch: int, *, device: torch.device, repeats: int, warmup: int, gamma: float = 0.01
+) -> tuple[list[str], dict[str, list[float]]]:
+    """Median ms of one local step per module for each of STEP_VARIANTS, measured interleaved (round-robin)."""
+    import torch.nn.functional as F
+
+    from bench.engine import LocalStep
+    from bench.heads import build_head
+    from bench.registry import ARCHITECTURES
+    from methods.greedydib import GreedyDIB, dib_regularizer
+
+    torch.manual_seed(0)
+    net = ARCHITECTURES.get(arch)(num_classes=10, split="stages", image_size=32, cifar_stem=None).to(device)
+    net.train()
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    with torch.no_grad():
+        inputs = [x, *net.forward_features(x)[:-1]]
+    heads = [
+        build_head("conv", shape, 10, image_shape=(3, 32, 32)).to(device) if k < net.num_modules - 1 else net.head
+        for k, shape in enumerate(net.feature_shapes)
+    ]
+    names = [f"module {k + 1}" for k in range(net.num_modules)]
+    times: dict[str, list[list[float]]] = {v: [[] for _ in names] for v in STEP_VARIANTS}
+    for k in range(net.num_modules):
+        params = [*net.stages[k].parameters(), *heads[k].parameters()]
+        opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+
+        def step(hp, k=k, opt=opt):
+            feats = net.stages[k](inputs[k])
+            loss = F.cross_entropy(heads[k](feats), y)
+            if hp is not None:
+                ls = LocalStep(k, net.num_modules, x, y, inputs[k], feats, heads[k], k == net.num_modules - 1, None)
+                loss = loss + gamma * dib_regularizer(ls, {**GreedyDIB.hparams, **hp})
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        for _ in range(warmup):
+            for hp in STEP_VARIANTS.values():
+                step(hp)
+        for _ in range(repeats):
+            for variant, hp in STEP_VARIANTS.items():
+                synchronize(device)
+                start = time.perf_counter()
+                step(hp)
+                synchronize(device)
+                times[variant][k].append((time.perf_counter() - start) * 1e3)
+    return names, {v: [statistics.median(t) for t in per] for v, per in times.items()}
+
+
+def format_steps(names: list[str], med: dict[str, list[float]]) -> str:
+    base = med["greedy_ce"]
+    head = f"{'variant':<24}" + "".join(f"{n:>12}" for n in names) + f"{'sum':>10}{'ratio':>8}"
+    lines = [head]
+    for variant, vals in med.items():
+        ratio = sum(vals) / sum(base)
+        lines.append(f"{variant:<24}" + "".join(f"{v:>12.1f}" for v in vals) + f"{sum(vals):>10.1f}{ratio:>8.3f}")
+    return "\n".join(lines)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -134,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="feature dtype")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
+    parser.add_argument("--arch", default="cifar_resnet20", help="network of the step-time comparison")
+    parser.add_argument("--step-batch", type=int, default=128, help="batch of the step-time comparison (0: skip)")
+    parser.add_argument("--step-repeats", type=int, default=20, help="timed steps per module and variant")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
 
@@ -169,6 +245,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"  n = {n} done", flush=True)
     print(format_table(rows))
+    if args.step_batch:
+        names, med = step_times(args.arch, args.step_batch, device=device, repeats=args.step_repeats,
+                                warmup=args.warmup)
+        print()
+        print(f"one local step, median ms of {args.step_repeats} (interleaved); {args.arch} in stages, "
+              f"batch {args.step_batch}, gamma 0.01; ratio = sum / greedy_ce's sum")
+        print(format_steps(names, med))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class DeviceData:
         *,
         crop_padding: int = 4,
         max_train_samples: int | None = None,
+        max_test_samples: int | None = None,
     ) -> None:
         self.dataset = dataset
         self.device = torch.device(device)
@@ -39,8 +40,9 @@ class DeviceData:
             n = min(n, max_train_samples)
         self.train_images = dataset.train_images[:n].to(self.device)
         self.train_labels = dataset.train_labels[:n].to(self.device)
-        self.test_images = dataset.test_images.to(self.device)
-        self.test_labels = dataset.test_labels.to(self.device)
+        m = dataset.test_labels.numel() if max_test_samples is None else min(dataset.test_labels.numel(), max_test_samples)
+        self.test_images = dataset.test_images[:m].to(self.device)
+        self.test_labels = dataset.test_labels[:m].to(self.device)
         self.mean = torch.tensor(dataset.mean, device=self.device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(dataset.std, device=self.device).view(1, -1, 1, 1) * 255.0
         self.hflip = dataset.hflip

@@ -1,0 +1,68 @@
+"""Every protocol resolves to its recipe and starts: one optimisation step per phase on CPU, with tiny datasets
+written in the official layouts (the recipe's batch size is lowered to fit them; everything else is the recipe's)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.registry import METHODS, PROTOCOLS
+from bench.runner import execute, resolve_config
+from tests.test_data import write_cifar10, write_cifar100, write_gtsrb
+
+SMOKE = ["batch_size=4", "max_steps=1", "max_test_samples=3", "eval_batch_size=3"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_cifar10(root, counts=(8, 0, 0, 0, 0), test=4)
+    write_cifar100(root, train=8, test=4)
+    write_gtsrb(root / "gtsrb")
+    return root
+
+
+def test_protocols_listed_with_their_recipes():
+    res = CliRunner().invoke(app, ["list", "protocols"])
+    assert res.exit_code == 0, res.output
+    for name in ("cpu-cifar10", "cpu-gtsrb", "paper-cifar10-resnet32", "paper-cifar10-resnet110",
+                 "paper-cifar100-resnet32", "paper-gtsrb-resnet18"):
+        assert name in res.output
+
+
+def test_infopro_recipe_is_the_published_one():
+    cfg, _ = resolve_config({"method": "infopro"}, protocol="paper-cifar10-resnet110")
+    assert (cfg.arch, cfg.data, cfg.epochs, cfg.batch_size, cfg.lr) == ("cifar_resnet110", "cifar10", 160, 1024, 0.8)
+    assert (cfg.lr_schedule, cfg.nesterov, cfg.weight_decay, cfg.protocol) == ("cosine", True, 1e-4, "paper-cifar10-resnet110")
+    assert cfg.warmup_epochs > 0
+
+
+def test_flags_and_set_override_the_protocol():
+    cfg, _ = resolve_config({"method": "sgd", "epochs": 2}, protocol="cpu-cifar10", sets=["lr=0.2"])
+    assert (cfg.epochs, cfg.lr, cfg.data) == (2, 0.2, "cifar10")
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS.names()))
+@pytest.mark.parametrize("method", ["sgd", "greedydib"])
+def test_every_protocol_starts_and_runs_one_step(protocol, method, data_root, tmp_path):
+    flags = {"method": method, "data_root": str(data_root), "out": str(tmp_path)}
+    cfg, m = resolve_config(flags, protocol=protocol, sets=[*SMOKE, "max_train_samples=4"])
+    result, path = execute(cfg, m)
+    assert path.exists()
+    assert result["status"] == "ok"
+    assert result["protocol"] == {"name": protocol, "version": PROTOCOLS.get(protocol).version}
+    assert result["metrics"]["train_flops"] > 0
+    # one step per phase: one phase end to end, one per module in the sequential schedule
+    phases = 1 if cfg.schedule != "sequential" else result["architecture"]["num_modules"]
+    assert result["metrics"]["train_images_per_second"] * result["metrics"]["train_seconds"] == pytest.approx(
+        4 * phases, rel=0.02)
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS.names() if m not in ("sgd", "greedydib")])
+def test_every_builtin_method_starts_on_the_cpu_protocols(method, data_root, tmp_path):
+    for protocol in ("cpu-cifar10", "cpu-gtsrb"):
+        flags = {"method": method, "data_root": str(data_root), "out": str(tmp_path)}
+        cfg, m = resolve_config(flags, protocol=protocol, sets=[*SMOKE, "max_train_samples=4"])
+        result, _ = execute(cfg, m)
+        assert result["status"] == "ok"
