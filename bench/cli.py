@@ -119,10 +119,10 @@ def print_summary(result: dict, path: Path) -> None:
 
 @app.command()
 def run(
-    method: Annotated[str | None, typer.Option(help="Training method (see `bench list methods`). [default: greedydib]")] = None,
-    arch: Annotated[str | None, typer.Option(help="Backbone: a CIFAR ResNet or a timm CNN. [default: cifar_resnet20]")] = None,
-    data: Annotated[str | None, typer.Option(help="Dataset: signs (embedded), cifar10, cifar100, gtsrb. [default: signs]")] = None,
-    data_root: Annotated[str | None, typer.Option(help="Folder holding the datasets' official layouts. [default: ./data]")] = None,
+    method: Annotated[str | None, typer.Option(help="Training method (see `bench list methods`). \\[default: greedydib]")] = None,
+    arch: Annotated[str | None, typer.Option(help="Backbone: a CIFAR ResNet or a timm CNN. \\[default: cifar_resnet20]")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset: signs (embedded), cifar10, cifar100, gtsrb. \\[default: signs]")] = None,
+    data_root: Annotated[str | None, typer.Option(help="Folder holding the datasets' official layouts. \\[default: ./data]")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (per module with --schedule sequential).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
@@ -131,7 +131,7 @@ def run(
     split: Annotated[str | None, typer.Option(help="How to cut the backbone: stages, blocks:K, balanced:K or cuts:i,j,...")] = None,
     schedule: Annotated[str | None, typer.Option(help="sequential | simultaneous | end_to_end (default: the method's).")] = None,
     aux: Annotated[str | None, typer.Option(help="Auxiliary head of layer-wise methods (default: the method's).")] = None,
-    out: Annotated[str | None, typer.Option(help="Folder for result folders. [default: runs]")] = None,
+    out: Annotated[str | None, typer.Option(help="Folder for result folders. \\[default: runs]")] = None,
     protocol: Annotated[str | None, typer.Option(help="Run one cell of a named protocol (see `bench list protocols`).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML or JSON file of settings (below flags in precedence).")] = None,
     set_: Annotated[
@@ -273,6 +273,112 @@ def leaderboard(
     written = write_leaderboards(results, out, include_adhoc=include_adhoc, on_warning=warn)
     for path in written:
         console.print(f"wrote {path}")
+
+
+@app.command()
+def analyze(
+    method: Annotated[str | None, typer.Option(help="Training method (see `bench list methods`). \\[default: greedydib]")] = None,
+    arch: Annotated[str | None, typer.Option(help="Backbone. \\[default: cifar_resnet20]")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset. \\[default: signs]")] = None,
+    data_root: Annotated[str | None, typer.Option(help="Folder holding the datasets. \\[default: ./data]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (per module with the sequential schedule).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[Device | None, typer.Option(help="auto picks CUDA when available.")] = None,
+    split: Annotated[str | None, typer.Option(help="How to cut the backbone (stages, blocks:K, ...).")] = None,
+    schedule: Annotated[str | None, typer.Option(help="sequential | simultaneous | end_to_end.")] = None,
+    aux: Annotated[str | None, typer.Option(help="Auxiliary head of layer-wise methods.")] = None,
+    out: Annotated[str | None, typer.Option(help="Folder for run folders (with --compare: where the figure goes). \\[default: runs]")] = None,
+    protocol: Annotated[str | None, typer.Option(help="Train one cell of a named protocol.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML or JSON file of settings.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="key=value for any config field or method hyperparameter; repeatable."),
+    ] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA (training only).")] = None,
+    probe_size: Annotated[int, typer.Option(help="N: the probe is the first N test images (2..test set size).")] = 256,
+    alpha: Annotated[float, typer.Option(help="Renyi order of the entropies.")] = 1.01,
+    epochs_to_plot: Annotated[
+        str | None,
+        typer.Option(help="Points shown in mi_matrix.png: comma-separated indices (negative from the end), labels "
+                          "('m2 e3', 'e3') or init/middle/final. \\[default: init,middle,final]"),
+    ] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Analysis folder. \\[default: <out>/analysis_<method>_<arch>_<data>_seed<N>]")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="Redraw the pictures of this analysis folder; no training.")] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(metavar="DIR_A DIR_B", help="Draw two analysis folders' information planes side by side "
+                                               "(compare_information_plane.png in DIR_A, or in --out); no training."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train like `bench run` and measure information flow on a fixed probe batch: entropy S(T), I(X;T), I(T;Y) of
+    every module output, the MI matrix between layers and the convergence matrix, at init and every epoch end.
+
+    Writes analysis.json, layers.csv, mi_matrix.csv, information_plane.png, mi_matrix.png and convergence.png
+    (see docs/analysis.md). Examples:
+
+        bench analyze --method greedydib --epochs 3
+
+        bench analyze --from runs/analysis_greedydib_cifar_resnet20_signs_seed0 --epochs-to-plot init,m2 e3,final
+
+        bench analyze --compare runs/analysis_sgd_cifar_resnet20_signs_seed0 runs/analysis_greedydib_cifar_resnet20_signs_seed0
+    """
+    from bench import analysis as an
+    from bench.runner import resolve_config
+
+    flags = {
+        "method": method, "arch": arch, "data": data, "data_root": data_root, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "seed": seed, "device": device.value if device else None,
+        "split": split, "schedule": schedule, "aux": aux, "out": out, "amp": amp,
+    }
+    if from_ is not None and compare is not None:
+        raise fail("--from and --compare are two separate modes; give only one")
+    if from_ is not None or compare is not None:
+        ignored = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k != "out"]
+        ignored += ["--set"] * bool(set_) + ["--protocol"] * bool(protocol) + ["--config"] * bool(config)
+        if ignored:
+            err_console.print(f"[yellow]warning:[/] {', '.join(ignored)} ignored: nothing is trained with "
+                              f"{'--from' if from_ is not None else '--compare'}", highlight=False)
+    try:
+        if from_ is not None:
+            analysis = an.load_analysis(from_)
+            files = an.draw_all(analysis, from_, points_to_plot=epochs_to_plot)
+            console.print(an.summary_table(analysis))
+            for name, path in files.items():
+                console.print(f"{name}: {path}", highlight=False, soft_wrap=True)
+            return
+        if compare is not None:
+            analyses = [an.load_analysis(d) for d in compare]
+            target = (Path(out) if out is not None else compare[0]) / an.COMPARE_FILENAME
+            an.plot_compare(analyses, target)
+            console.print(f"wrote {target}", highlight=False, soft_wrap=True)
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            cfg, method_obj = resolve_config(flags, sets=set_ or [], config_file=config, protocol=protocol)
+        console.print(
+            f"[bold]analyze {cfg.method}[/] ({cfg.schedule}) · {cfg.arch} split {cfg.split} · {cfg.data} · "
+            f"{cfg.epochs} epoch(s){' per module' if cfg.schedule == 'sequential' else ''} · seed {cfg.seed} · "
+            f"probe {probe_size} · alpha {alpha:g}",
+            highlight=False,
+        )
+        kwargs = dict(probe_size=probe_size, alpha=alpha, run_dir=run_dir, points_to_plot=epochs_to_plot)
+        if quiet:
+            res = an.analyze(cfg, method_obj, **kwargs)
+        else:
+            with RichProgress(console) as progress:
+                res = an.analyze(cfg, method_obj, progress=progress, **kwargs)
+    except DivergedError as e:
+        raise fail(f"training diverged: {e}. The run was recorded with status 'diverged'.", code=1) from None
+    except BenchError as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; the run was recorded with status 'failed'.", code=130) from None
+    console.print(an.summary_table(res.analysis))
+    for name, path in {**res.files, "result": res.result_path}.items():
+        console.print(f"{name}: {path}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -72,3 +72,17 @@ def test_layerwise_peak_activations_are_below_end_to_end(results, name):
     local = results[name]["metrics"]["peak_activation_bytes"]
     assert 0 < local < e2e, (name, local, e2e)
 
+
+
+def test_sgd_learns_the_real_cifar10_subset(shared_data, tmp_path):
+    """A short end-to-end run on the real CIFAR-10 images (skipped without ../shared/data): clearly above chance."""
+    res = CliRunner().invoke(app, [
+        "run", "--method", "sgd", "--arch", "cifar_resnet20", "--data", "cifar10", "--data-root", str(shared_data),
+        "--epochs", "3", "--batch-size", "64", "--lr", "0.05", "--set", "max_train_samples=2000",
+        "--set", "max_test_samples=500", "--out", str(tmp_path), "--quiet",
+    ])
+    assert res.exit_code == 0, res.output
+    (path,) = tmp_path.rglob("result.json")
+    result = json.loads(path.read_text())
+    assert result["dataset"]["name"] == "cifar10"
+    assert result["metrics"]["test_top1"] > 20.0, result["metrics"]  # chance: 10%
