@@ -68,7 +68,7 @@ PROTOCOLS: dict[str, Protocol] = {
                 "data": "gtsrb",
                 "arch": "cifar_resnet20",
                 "split": "stages",
-                "epochs": 6,
+                "epochs": 15,
                 "batch_size": 128,
                 "lr": 0.05,
                 "lr_schedule": "cosine",
