@@ -31,7 +31,9 @@ from collections.abc import Callable
 
 import torch
 
+from bench.errors import BenchError
 from bench.info import feature_entropy, gram_matrix, matrix_entropy
+from bench.runner import resolve_device
 
 STEP_VARIANTS = {
     "greedy_ce": None,
@@ -188,14 +190,6 @@ def format_steps(names: list[str], med: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available")
-    return torch.device(name)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -215,7 +209,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except BenchError as e:
+        raise SystemExit(f"error: {e}") from None
     dtype = getattr(torch, args.dtype)
     shape = tuple(args.shape)
     where = (
