@@ -520,7 +520,11 @@ def _fmt_key(result: Mapping[str, Any]) -> list[str]:
 
 def _device(result: Mapping[str, Any]) -> str | None:
     env = result.get("env") or {}
-    return env.get("device_name") or env.get("device")
+    name = env.get("device_name") or env.get("device")
+    threads = env.get("threads")
+    if env.get("device") == "cpu" and threads:
+        return f"{name} ({threads} thread{'s' if threads != 1 else ''})"
+    return name
 
 
 def _short(message: Any, limit: int = 160) -> str:
