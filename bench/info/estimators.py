@@ -26,9 +26,10 @@ unchanged, and the gradient of the entropy along the direction "shrink all featu
 held out of the gradient (``detach_width=True``, or a fixed float), the loss sees ``sigma`` as a constant: shrinking
 all features makes every off-diagonal ``K_ij`` approach 1, ``A`` approaches the rank-one matrix ``11^T/n`` and the
 entropy approaches 0 *for free*, without changing what the features encode. A greedy (layer-wise) objective that
-minimises a module's feature entropy (GreedyDIB) then collapses: measured on ResNet-20 split in 3 modules with
-gamma 0.05, every module ended at chance accuracy. The value of the entropy is the same either way; only the
-gradient differs.
+minimises a module's feature entropy (GreedyDIB) then collapses: measured on the real CIFAR-10 subset with ResNet-20
+split in 3 modules and gamma 0.5, every module ended at chance accuracy (10.0%) with the width detached, against
+26.6% with the width following the features (docs/greedydib.md). The value of the entropy is the same either way;
+only the gradient differs.
 
 Cost and the ``method`` option
 ------------------------------
