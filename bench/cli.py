@@ -117,28 +117,58 @@ def print_summary(result: dict, path: Path) -> None:
     console.print(table)
 
 
+# Training options shared by `bench run` and `bench analyze`.
+MethodOpt = Annotated[str | None, typer.Option(help="Training method (see `bench list methods`). \\[default: greedydib]")]
+ArchOpt = Annotated[str | None, typer.Option(help="Backbone: a CIFAR ResNet or a timm CNN. \\[default: cifar_resnet20]")]
+DataOpt = Annotated[str | None, typer.Option(help="Dataset: signs (embedded), cifar10, cifar100, gtsrb. \\[default: signs]")]
+DataRootOpt = Annotated[str | None, typer.Option(help="Folder holding the datasets' official layouts. \\[default: ./data]")]
+EpochsOpt = Annotated[int | None, typer.Option(help="Epochs (per module with --schedule sequential).")]
+BatchOpt = Annotated[int | None, typer.Option(help="Training batch size.")]
+LrOpt = Annotated[float | None, typer.Option(help="Base learning rate.")]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed (data order, initialisation, augmentation).")]
+DeviceOpt = Annotated[Device | None, typer.Option(help="auto picks CUDA when available.")]
+SplitOpt = Annotated[str | None, typer.Option(help="How to cut the backbone: stages, blocks:K, balanced:K or cuts:i,j,...")]
+ScheduleOpt = Annotated[str | None, typer.Option(help="sequential | simultaneous | end_to_end (default: the method's).")]
+AuxOpt = Annotated[str | None, typer.Option(help="Auxiliary head of layer-wise methods (default: the method's).")]
+ProtocolOpt = Annotated[str | None, typer.Option(help="Run one cell of a named protocol (see `bench list protocols`).")]
+ConfigOpt = Annotated[Path | None, typer.Option(help="TOML or JSON file of settings (below flags in precedence).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="key=value for any config field or method hyperparameter; repeatable."),
+]
+AmpOpt = Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA.")]
+
+
+def _training_flags(device, **flags) -> dict:
+    """The command-line values of the shared training options, as resolve_config takes them."""
+    return {**flags, "device": device.value if device else None}
+
+
+def _describe(cfg, extra: str = "") -> str:
+    per_module = " per module" if cfg.schedule == "sequential" else ""
+    return (f"{cfg.method} ({cfg.schedule}) · {cfg.arch} split {cfg.split} · {cfg.data} · "
+            f"{cfg.epochs} epoch(s){per_module} · seed {cfg.seed}{extra}")
+
+
 @app.command()
 def run(
-    method: Annotated[str | None, typer.Option(help="Training method (see `bench list methods`). \\[default: greedydib]")] = None,
-    arch: Annotated[str | None, typer.Option(help="Backbone: a CIFAR ResNet or a timm CNN. \\[default: cifar_resnet20]")] = None,
-    data: Annotated[str | None, typer.Option(help="Dataset: signs (embedded), cifar10, cifar100, gtsrb. \\[default: signs]")] = None,
-    data_root: Annotated[str | None, typer.Option(help="Folder holding the datasets' official layouts. \\[default: ./data]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (per module with --schedule sequential).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (data order, initialisation, augmentation).")] = None,
-    device: Annotated[Device | None, typer.Option(help="auto picks CUDA when available.")] = None,
-    split: Annotated[str | None, typer.Option(help="How to cut the backbone: stages, blocks:K, balanced:K or cuts:i,j,...")] = None,
-    schedule: Annotated[str | None, typer.Option(help="sequential | simultaneous | end_to_end (default: the method's).")] = None,
-    aux: Annotated[str | None, typer.Option(help="Auxiliary head of layer-wise methods (default: the method's).")] = None,
+    method: MethodOpt = None,
+    arch: ArchOpt = None,
+    data: DataOpt = None,
+    data_root: DataRootOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    split: SplitOpt = None,
+    schedule: ScheduleOpt = None,
+    aux: AuxOpt = None,
     out: Annotated[str | None, typer.Option(help="Folder for result folders. \\[default: runs]")] = None,
-    protocol: Annotated[str | None, typer.Option(help="Run one cell of a named protocol (see `bench list protocols`).")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML or JSON file of settings (below flags in precedence).")] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="key=value for any config field or method hyperparameter; repeatable."),
-    ] = None,
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA.")] = None,
+    protocol: ProtocolOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    amp: AmpOpt = None,
     force: Annotated[bool, typer.Option(help="Run again even if a finished result with this config exists.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
@@ -155,20 +185,15 @@ def run(
     """
     from bench.runner import execute, resolve_config
 
-    flags = {
-        "method": method, "arch": arch, "data": data, "data_root": data_root, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "seed": seed, "device": device.value if device else None,
-        "split": split, "schedule": schedule, "aux": aux, "out": out, "amp": amp,
-    }
+    flags = _training_flags(
+        device, method=method, arch=arch, data=data, data_root=data_root, epochs=epochs, batch_size=batch_size,
+        lr=lr, seed=seed, split=split, schedule=schedule, aux=aux, out=out, amp=amp,
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             cfg, method_obj = resolve_config(flags, sets=set_ or [], config_file=config, protocol=protocol)
-        console.print(
-            f"[bold]{cfg.method}[/] ({cfg.schedule}) · {cfg.arch} split {cfg.split} · {cfg.data} · "
-            f"{cfg.epochs} epoch(s){' per module' if cfg.schedule == 'sequential' else ''} · seed {cfg.seed}",
-            highlight=False,
-        )
+        console.print(f"[bold]{_describe(cfg)}[/]", highlight=False)
         if quiet:
             result, path = execute(cfg, method_obj, force=force)
         else:
@@ -277,26 +302,23 @@ def leaderboard(
 
 @app.command()
 def analyze(
-    method: Annotated[str | None, typer.Option(help="Training method (see `bench list methods`). \\[default: greedydib]")] = None,
-    arch: Annotated[str | None, typer.Option(help="Backbone. \\[default: cifar_resnet20]")] = None,
-    data: Annotated[str | None, typer.Option(help="Dataset. \\[default: signs]")] = None,
-    data_root: Annotated[str | None, typer.Option(help="Folder holding the datasets. \\[default: ./data]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (per module with the sequential schedule).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    device: Annotated[Device | None, typer.Option(help="auto picks CUDA when available.")] = None,
-    split: Annotated[str | None, typer.Option(help="How to cut the backbone (stages, blocks:K, ...).")] = None,
-    schedule: Annotated[str | None, typer.Option(help="sequential | simultaneous | end_to_end.")] = None,
-    aux: Annotated[str | None, typer.Option(help="Auxiliary head of layer-wise methods.")] = None,
+    method: MethodOpt = None,
+    arch: ArchOpt = None,
+    data: DataOpt = None,
+    data_root: DataRootOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    split: SplitOpt = None,
+    schedule: ScheduleOpt = None,
+    aux: AuxOpt = None,
     out: Annotated[str | None, typer.Option(help="Folder for run folders (with --compare: where the figure goes). \\[default: runs]")] = None,
-    protocol: Annotated[str | None, typer.Option(help="Train one cell of a named protocol.")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML or JSON file of settings.")] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="key=value for any config field or method hyperparameter; repeatable."),
-    ] = None,
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA (training only).")] = None,
+    protocol: ProtocolOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    amp: AmpOpt = None,
     probe_size: Annotated[int, typer.Option(help="N: the probe is the first N test images (2..test set size).")] = 256,
     alpha: Annotated[float, typer.Option(help="Renyi order of the entropies.")] = 1.01,
     epochs_to_plot: Annotated[
@@ -328,11 +350,10 @@ def analyze(
     from bench import analysis as an
     from bench.runner import resolve_config
 
-    flags = {
-        "method": method, "arch": arch, "data": data, "data_root": data_root, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "seed": seed, "device": device.value if device else None,
-        "split": split, "schedule": schedule, "aux": aux, "out": out, "amp": amp,
-    }
+    flags = _training_flags(
+        device, method=method, arch=arch, data=data, data_root=data_root, epochs=epochs, batch_size=batch_size,
+        lr=lr, seed=seed, split=split, schedule=schedule, aux=aux, out=out, amp=amp,
+    )
     if from_ is not None and compare is not None:
         raise fail("--from and --compare are two separate modes; give only one")
     if from_ is not None or compare is not None:
@@ -358,12 +379,8 @@ def analyze(
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             cfg, method_obj = resolve_config(flags, sets=set_ or [], config_file=config, protocol=protocol)
-        console.print(
-            f"[bold]analyze {cfg.method}[/] ({cfg.schedule}) · {cfg.arch} split {cfg.split} · {cfg.data} · "
-            f"{cfg.epochs} epoch(s){' per module' if cfg.schedule == 'sequential' else ''} · seed {cfg.seed} · "
-            f"probe {probe_size} · alpha {alpha:g}",
-            highlight=False,
-        )
+        console.print(f"[bold]analyze {_describe(cfg, f' · probe {probe_size} · alpha {alpha:g}')}[/]",
+                      highlight=False)
         kwargs = dict(probe_size=probe_size, alpha=alpha, run_dir=run_dir, points_to_plot=epochs_to_plot)
         if quiet:
             res = an.analyze(cfg, method_obj, **kwargs)
