@@ -104,6 +104,8 @@ def test_same_seed_same_result(tmp_path):
         (["--method", "sgd", "--schedule", "sequential"], ["end_to_end"]),
         (["--split", "blocks:x"], ["split"]),
         (["--protocol", "cpu-cifar11"], ["Unknown protocol", "cpu-cifar10"]),
+        (["--set", "data.foo=1"], ["unknown option", "foo", "num_classes"]),
+        (["--set", "max_steps=0"], ["max_steps must be at least 1"]),
     ],
 )
 def test_user_mistakes_are_messages_not_tracebacks(tmp_path, args, needles):
