@@ -67,6 +67,7 @@ import torch
 
 from bench.errors import BenchError, ConfigError
 from bench.info import gram_matrix, joint_entropy, label_gram, matrix_entropy
+from bench.results import read_json
 
 ANALYSIS_FILENAME = "analysis.json"
 ANALYSIS_SCHEMA = "layerbench.analysis"
@@ -410,12 +411,7 @@ def load_analysis(run_dir: str | Path) -> dict[str, Any]:
         raise AnalysisFileError(f"{run_dir} is not a folder (expected a `bench analyze` run folder)")
     if not path.is_file():
         raise AnalysisFileError(f"no {ANALYSIS_FILENAME} in {run_dir}; run `bench analyze` to make one")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise AnalysisFileError(f"{path}: cannot read ({e})") from None
-    except json.JSONDecodeError as e:
-        raise AnalysisFileError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); the file is corrupt") from None
+    data = read_json(path, AnalysisFileError, "; the file is corrupt")
     problem = _check_analysis(data)
     if problem:
         raise AnalysisFileError(f"{path}: {problem}")

@@ -365,28 +365,10 @@ class InfoProHead(nn.Module):
         return self.decoder(up)
 
 
-def infopro_head(
-    in_shape: Sequence[int],
-    num_classes: int,
-    *,
-    image_shape: Sequence[int] = (3, 32, 32),
-    loss_mode: str = "contrast",
-    feature_dim: int = 128,
-    widen: float = 1.0,
-    decoder_width: int = 12,
-    interpolate_mode: str = "bilinear",
-    downsample: bool | None = None,
-) -> InfoProHead:
-    """InfoPro decoder + ``1c2f`` head (Wang 2021, ``networks/auxiliary_nets.py``); see :class:`InfoProHead`.
-
-    Options (authors' defaults): ``loss_mode`` ('contrast'), ``feature_dim`` (128, ``--aux_net_feature_dim``),
-    ``widen`` (1.0, ``--aux_net_widen``), ``decoder_width`` (12), ``interpolate_mode`` ('bilinear'),
-    ``downsample`` (None: stride 2 and 2C channels in the conv iff C < 64).
-    """
-    return InfoProHead(
-        in_shape, num_classes, image_shape=image_shape, loss_mode=loss_mode, feature_dim=feature_dim,
-        widen=widen, decoder_width=decoder_width, interpolate_mode=interpolate_mode, downsample=downsample,
-    )
+infopro_head = InfoProHead
+"""Builder name of the ``infopro`` head (the class itself: options ``image_shape``, ``loss_mode`` ('contrast'),
+``feature_dim`` (128, ``--aux_net_feature_dim``), ``widen`` (1.0, ``--aux_net_widen``), ``decoder_width`` (12),
+``interpolate_mode`` ('bilinear'), ``downsample`` (None: stride 2 and 2C channels in the conv iff C < 64))."""
 
 
 # --- linear probe -------------------------------------------------------------------------------------------

@@ -100,16 +100,20 @@ def validate_result(data: Any, source: str = "<result>") -> dict[str, Any]:
     return data
 
 
-def read_result(path: str | Path) -> dict[str, Any]:
-    """Read and validate one result file."""
+def read_json(path: str | Path, error: type[Exception], corrupt_hint: str = "") -> Any:
+    """Parse a JSON file; an unreadable or invalid file raises ``error`` with a message naming the path."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as e:
-        raise ResultFileError(f"{path}: cannot read ({e})") from e
+        raise error(f"{path}: cannot read ({e})") from None
     except json.JSONDecodeError as e:
-        raise ResultFileError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
-    return validate_result(data, str(path))
+        raise error(f"{path}: not valid JSON ({e.msg} at line {e.lineno}){corrupt_hint}") from None
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    """Read and validate one result file."""
+    return validate_result(read_json(path, ResultFileError), str(path))
 
 
 def find_result_files(root: str | Path) -> list[Path]:
