@@ -284,6 +284,40 @@ def test_reference_table_for_paper_protocol() -> None:
     assert "## Published reference" not in lb.render_protocol("cpu-cifar10", [make_result()])
 
 
+def test_per_k_reference_rows_render_in_order_with_their_std(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A per-K entry (the form InfoPro's table takes) renders after E2E, ordered by K, with its std."""
+
+    def entry(
+        method: str, label: str, k: int, err: float, std: float, verified: bool
+    ) -> references.PublishedError:
+        return references.PublishedError(
+            protocol="paper-cifar10-resnet32",
+            arch="cifar_resnet32",
+            method=method,
+            paper_label=label,
+            k=k,
+            test_error=err,
+            std=std,
+            source="Some paper, Table 9",
+            verified=verified,
+            note="" if verified else "hand-typed",
+        )
+
+    extra = (entry("infopro", "InfoPro", 8, 11.25, 0.5, True), entry("dgl", "DGL", 2, 8.5, 0.25, False))
+    monkeypatch.setattr(references, "PUBLISHED_ERRORS", references.PUBLISHED_ERRORS + extra)
+    page = lb.render_protocol(
+        "paper-cifar10-resnet32", [make_result("sgd", 0, 92.5, protocol="paper-cifar10-resnet32")]
+    )
+    rows = table_rows(page, "## Published reference")
+    errors = [r for r in rows if "Test error (%)" in r]
+    assert [r["Paper's name"] for r in errors] == ["E2E", "DGL", "InfoPro"]
+    assert [r["K"] for r in errors][1:] == ["2", "8"]
+    assert errors[1]["Test error (%)"] == "8.50 ± 0.25" and errors[1]["Accuracy (%)"] == "91.50"
+    assert errors[2]["Source"] == "Some paper, Table 9"  # verified: no caveat
+    assert errors[1]["Source"].startswith("Some paper, Table 9 (not re-checked) [")
+    assert "hand-typed" in page
+
+
 def test_reference_memory_for_resnet110() -> None:
     result = make_result("sgd", 0, 93.0, protocol="paper-cifar10-resnet110", arch="cifar_resnet110")
     page = lb.render_protocol("paper-cifar10-resnet110", [result])
