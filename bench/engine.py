@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import ConfigError, DivergedError
+from bench.heads import build_head
 from bench.method import RunContext, TrainOutcome
 
 LOSS_CHECK_EVERY = 10
@@ -108,12 +109,21 @@ class Unit:
         return [p for m in (self.body, self.head) for p in m.parameters() if p.requires_grad]
 
 
+def configured_heads(run: RunContext, **options) -> HeadFactory:
+    """The head factory of ``run.cfg.aux`` (``--aux``, default: the method's), built with ``options``."""
+
+    def make_head(k: int, shape: tuple[int, ...]) -> nn.Module:
+        return build_head(run.cfg.aux, shape, run.net.num_classes, image_shape=run.net.input_shape, **options)
+
+    return make_head
+
+
 def build_units(run: RunContext, make_head: HeadFactory | None) -> list[Unit]:
     net = run.net
     if run.cfg.schedule == "end_to_end":
         return [Unit(nn.Sequential(*net.stages), net.head)]
     if make_head is None:
-        raise ConfigError("a layer-wise schedule needs auxiliary heads")
+        make_head = configured_heads(run)
     units = []
     for k, stage in enumerate(net.stages):
         is_last = k == net.num_modules - 1
@@ -183,7 +193,12 @@ def _local_step(run: RunContext, units: list[Unit], k: int, x, y, inputs, loss_f
 def train_local(
     run: RunContext, *, make_head: HeadFactory | None = None, local_loss: LocalLoss = cross_entropy_loss
 ) -> TrainOutcome:
-    """Train ``run.net`` with local losses under ``run.cfg.schedule``; returns the heads for evaluation."""
+    """Train ``run.net`` with local losses under ``run.cfg.schedule``; returns the heads for evaluation.
+
+    ``make_head(k, feature_shape)`` builds module k's auxiliary head (the last module uses the network's own
+    classifier); by default the ``--aux`` head of the run (:func:`configured_heads`). ``local_loss`` defaults to
+    cross-entropy of the head's logits.
+    """
     cfg = run.cfg
     units = build_units(run, make_head)
     for unit in units:

@@ -16,8 +16,7 @@ available too.
 
 from __future__ import annotations
 
-from bench.engine import cross_entropy_loss, train_local
-from bench.heads import build_head
+from bench.engine import train_local
 from bench.method import RunContext, TrainOutcome
 
 
@@ -31,10 +30,7 @@ class GreedyCrossEntropy:
     hparams: dict = {}
 
     def train(self, run: RunContext) -> TrainOutcome:
-        def make_head(k, shape):
-            return build_head(run.cfg.aux, shape, run.net.num_classes, image_shape=run.net.input_shape)
-
-        return train_local(run, make_head=make_head, local_loss=cross_entropy_loss)
+        return train_local(run)  # the --aux head on every module but the last, cross-entropy
 
 
 method = GreedyCrossEntropy()

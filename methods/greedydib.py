@@ -43,7 +43,6 @@ import torch.nn.functional as F
 from bench import info
 from bench.engine import LocalStep, train_local
 from bench.errors import ConfigError
-from bench.heads import build_head
 from bench.method import RunContext, TrainOutcome
 
 REGULARIZERS = ("entropy", "ixt", "markov")
@@ -104,9 +103,6 @@ class GreedyDIB:
         if any(g < 0 for g in gammas):
             raise ConfigError(f"gamma must be non-negative, got {hp['gamma']}")
 
-        def make_head(k, shape):
-            return build_head(run.cfg.aux, shape, run.net.num_classes, image_shape=run.net.input_shape)
-
         def local_loss(step: LocalStep):
             logits = step.head(step.features)
             loss = F.cross_entropy(logits, step.y)
@@ -114,7 +110,7 @@ class GreedyDIB:
                 loss = loss + gammas[step.k] * dib_regularizer(step, hp)
             return loss, logits
 
-        return train_local(run, make_head=make_head, local_loss=local_loss)
+        return train_local(run, local_loss=local_loss)
 
 
 method = GreedyDIB()

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from bench.engine import LocalStep, train_local
+from bench.engine import LocalStep, configured_heads, train_local
 from bench.errors import ConfigError
-from bench.heads import build_head, infopro_lambdas, infopro_local_loss, infopro_published_weights
+from bench.heads import infopro_lambdas, infopro_local_loss, infopro_published_weights
 from bench.method import RunContext, TrainOutcome
 
 FALLBACK_WEIGHTS = {"ixx_1": 6.0, "ixy_1": 0.0, "ixx_2": 1.0, "ixy_2": 2.0}  # authors' ResNet-32, K = 4
@@ -75,10 +75,6 @@ class InfoPro:
         weights, source = resolve_weights(hp, run.cfg.arch, num_modules)
         dataset = run.data.dataset
 
-        def make_head(k, shape):
-            return build_head("infopro", shape, run.net.num_classes, image_shape=run.net.input_shape,
-                              loss_mode=hp["loss_mode"])
-
         def local_loss(step: LocalStep):
             lam_rec, lam_ce = infopro_lambdas(step.k, step.num_modules, **weights)
             if step.is_last:  # the network's own classifier, plain CE
@@ -89,7 +85,7 @@ class InfoPro:
                 temperature=float(hp["temperature"]),
             )
 
-        outcome = train_local(run, make_head=make_head, local_loss=local_loss)
+        outcome = train_local(run, make_head=configured_heads(run, loss_mode=hp["loss_mode"]), local_loss=local_loss)
         outcome.extra_metrics["infopro_weights"] = {**weights, "weights_source": source}
         return outcome
 
