@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "DEFAULT_EPS",
     "METHODS",
     "WIDTH_RULES",
     "Width",
