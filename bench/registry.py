@@ -114,7 +114,7 @@ class Registry:
 
     def unknown_message(self, name: str) -> str:
         names = self.names()
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + ", ..."
         return f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {known}. See `bench list`."

@@ -115,6 +115,12 @@ def test_user_mistakes_are_messages_not_tracebacks(tmp_path, args, needles):
     assert result_files(tmp_path) == []
 
 
+def test_unknown_name_suggests_only_close_matches(tmp_path):
+    res = invoke("run", "--method", "nope", "--out", str(tmp_path), "--quiet")
+    assert_user_error(res, "Unknown method 'nope'", "Known methods: dgl, greedy_ce, greedydib, infopro, sgd")
+    assert "Did you mean" not in res.output
+
+
 def test_bad_flag_type_is_a_usage_error(tmp_path):
     res = invoke("run", "--epochs", "three", "--out", str(tmp_path))
     assert res.exit_code == 2 and "Traceback" not in res.output
