@@ -17,7 +17,9 @@ import tomllib
 from bench.errors import ConfigError
 
 SCHEDULES = ("end_to_end", "sequential", "simultaneous")
-LR_SCHEDULES = ("cosine", "step", "constant")
+LR_SCHEDULES = ("cosine", "step", "constant", "infopro")
+PADDING_MODES = ("zeros", "reflect")
+LAST_HEADS = ("backbone", "aux")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -46,10 +48,25 @@ class RunConfig:
     nesterov: bool = False
     weight_decay: float = 5e-4
     lr_schedule: str = "cosine"
+    """cosine (per step, after an optional linear warm-up) | step | constant | infopro (the InfoPro authors'
+    per-epoch warm-up + cosine of ``train.py --cos_lr``); see ``bench.engine.lr_factor``."""
     warmup_epochs: int = 0
     step_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     """For lr_schedule=step: fractions of training where the learning rate is multiplied by step_gamma."""
     step_gamma: float = 0.1
+    step_every_epochs: int = 0
+    """For lr_schedule=step: when > 0, multiply by step_gamma every that many epochs instead of at the milestones
+    (layerCNN and DGL: 0.2 every 15 epochs, restarted for each module of a sequential schedule)."""
+    crop_padding: int = 4
+    """Pixels of padding for the random-crop augmentation (0: no crop)."""
+    crop_padding_mode: str = "zeros"
+    """zeros (torchvision's RandomCrop(32, padding=4), as layerCNN and DGL) | reflect (InfoPro's train.py)."""
+    last_head: str = "backbone"
+    """Classifier of the last local module: the backbone's own (GAP + linear) or ``aux``, a head of the method's
+    auxiliary type (layerCNN and DGL classify with their auxiliary network at the top too)."""
+    eval_every: int = 0
+    """Evaluate on the test set every N epochs (0: only at the end). Gives the per-epoch curve in ``history`` and
+    ``metrics.test_top1_best``, the statistic some papers report (best epoch); the headline stays the last epoch."""
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -239,6 +256,16 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"lr_schedule {cfg.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
     if cfg.optimizer not in ("sgd", "adam", "adamw"):
         raise ConfigError(f"optimizer {cfg.optimizer!r} is not one of sgd, adam, adamw")
+    if cfg.crop_padding_mode not in PADDING_MODES:
+        raise ConfigError(f"crop_padding_mode {cfg.crop_padding_mode!r} is not one of {', '.join(PADDING_MODES)}")
+    if cfg.crop_padding < 0:
+        raise ConfigError(f"crop_padding must be >= 0, got {cfg.crop_padding}")
+    if cfg.last_head not in LAST_HEADS:
+        raise ConfigError(f"last_head {cfg.last_head!r} is not one of {', '.join(LAST_HEADS)}")
+    if cfg.eval_every < 0:
+        raise ConfigError(f"eval_every must be >= 0, got {cfg.eval_every}")
+    if cfg.step_every_epochs < 0:
+        raise ConfigError(f"step_every_epochs must be >= 0, got {cfg.step_every_epochs}")
     if cfg.device not in DEVICES:
         raise ConfigError(f"device {cfg.device!r} is not one of {', '.join(DEVICES)}")
     if cfg.warmup_epochs < 0 or cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import ConfigError, DivergedError
+from bench.evaluate import evaluate
 from bench.heads import build_head
 from bench.method import RunContext, TrainOutcome
 
@@ -46,6 +47,17 @@ class LocalStep:
     head: nn.Module
     is_last: bool
     run: RunContext
+    deferred: list[Callable[[], tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=list)
+
+    def defer(self, fn: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Run ``fn() -> (loss, logits)`` after the module's backward, outside the activation meter.
+
+        For work that must not change what is measured, such as a probe classifier trained on the *detached*
+        features only to report a module accuracy: its loss is backwarded before the optimizer step (so it
+        trains in the same step), and its logits feed the running train accuracy when the local loss returned
+        ``None`` as its logits.
+        """
+        self.deferred.append(fn)
 
 
 LocalLoss = Callable[[LocalStep], tuple[torch.Tensor, torch.Tensor]]
@@ -75,8 +87,30 @@ def make_optimizer(params: list[nn.Parameter], cfg) -> torch.optim.Optimizer:
     raise ConfigError(f"optimizer {cfg.optimizer!r} is not one of sgd, adam, adamw")
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, cfg) -> float:
-    """Multiplier of the base learning rate at ``step`` (linear warm-up, then cosine to 0, step decay or constant)."""
+def lr_factor(step: int, steps_per_epoch: int, epochs: int, cfg) -> float:
+    """Multiplier of the base learning rate at optimisation ``step`` (0-based) of a phase of ``epochs`` epochs.
+
+    - ``cosine``: linear warm-up over ``warmup_epochs`` (per step), then cosine to 0 (per step).
+    - ``step``: multiplied by ``step_gamma`` at each of ``step_milestones`` (fractions of training, per step), or,
+      when ``step_every_epochs`` > 0, every that many epochs (per epoch: layerCNN's and DGL's
+      ``lr_0 * 0.2 ** (epoch // 15)``, restarted for every module of a sequential schedule).
+    - ``infopro``: the InfoPro authors' ``adjust_learning_rate`` with ``--cos_lr`` (``train.py``), set once per
+      epoch e = 1..E: ``0.5 (1 + cos(pi e / E))``, blended over the first 10 epochs with a warm-up from 0.01
+      (absolute: ``0.01 / lr``): ``cos_e * (e - 1) / 10 + (0.01 / lr) * (11 - e) / 10``; exactly 0 at the last
+      epoch.
+    - ``constant``: 1 (after the optional warm-up).
+    """
+    total_steps = steps_per_epoch * epochs
+    epoch = step // max(1, steps_per_epoch)  # 0-based
+    if cfg.lr_schedule == "infopro":
+        e = min(epoch + 1, epochs)
+        cos = 0.5 * (1.0 + math.cos(math.pi * e / epochs))
+        if e <= 10:
+            return cos * (e - 1) / 10 + (0.01 / cfg.lr) * (11 - e) / 10
+        return cos
+    if cfg.lr_schedule == "step" and cfg.step_every_epochs > 0:
+        return cfg.step_gamma ** (epoch // cfg.step_every_epochs)
+    warmup_steps = steps_per_epoch * cfg.warmup_epochs
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -88,9 +122,7 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, cfg) -> float:
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg, steps_per_epoch: int, epochs: int):
-    total = steps_per_epoch * epochs
-    warmup = steps_per_epoch * cfg.warmup_epochs
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, cfg))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps_per_epoch, epochs, cfg))
 
 
 # --- the engine ---------------------------------------------------------------------------------------------------
@@ -108,6 +140,10 @@ class Unit:
     def parameters(self) -> list[nn.Parameter]:
         return [p for m in (self.body, self.head) for p in m.parameters() if p.requires_grad]
 
+    def train(self, mode: bool = True) -> None:
+        self.body.train(mode)
+        self.head.train(mode)
+
 
 def configured_heads(run: RunContext, **options) -> HeadFactory:
     """The head factory of ``run.cfg.aux`` (``--aux``, default: the method's), built with ``options``."""
@@ -118,12 +154,21 @@ def configured_heads(run: RunContext, **options) -> HeadFactory:
     return make_head
 
 
-def build_units(run: RunContext, make_head: HeadFactory | None) -> list[Unit]:
+def build_units(
+    run: RunContext, make_head: HeadFactory | None, make_last_head: HeadFactory | None = None
+) -> list[Unit]:
+    """One Unit per local module. The last module uses the network's own classifier, unless
+    ``cfg.last_head == "aux"``: then ``make_last_head`` (default ``make_head``) builds it and it *replaces*
+    ``run.net.head``, so that evaluation and analysis use it (layerCNN and DGL classify with their auxiliary
+    network at the top too)."""
     net = run.net
     if run.cfg.schedule == "end_to_end":
         return [Unit(nn.Sequential(*net.stages), net.head)]
     if make_head is None:
         make_head = configured_heads(run)
+    if run.cfg.last_head == "aux":
+        last = (make_last_head or make_head)(net.num_modules - 1, net.feature_shapes[-1]).to(run.device)
+        net.head = last
     units = []
     for k, stage in enumerate(net.stages):
         is_last = k == net.num_modules - 1
@@ -142,10 +187,11 @@ class _LossMonitor:
         self.steps = 0
         self.last_loss = float("nan")
 
-    def update(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, where: str) -> None:
+    def update(self, loss: torch.Tensor, logits: torch.Tensor | None, y: torch.Tensor, where: str) -> None:
         self.loss_sum += loss.detach().float()
-        self.correct += (logits.detach().argmax(1) == y).sum()
-        self.seen += y.numel()
+        if logits is not None:
+            self.correct += (logits.detach().argmax(1) == y).sum()
+            self.seen += y.numel()
         self.steps += 1
         if self.steps % LOSS_CHECK_EVERY == 0:
             self.check(where)
@@ -169,48 +215,112 @@ class _LossMonitor:
         self.steps = 0
 
 
-def _autocast(run: RunContext):
-    enabled = bool(run.cfg.amp) and run.device.type == "cuda"
-    return torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=enabled)
+def autocast(run: RunContext):
+    """bfloat16 autocast when ``cfg.amp`` is on (see :func:`amp_enabled`), a no-op context otherwise."""
+    return torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=amp_enabled(run))
+
+
+def amp_enabled(run: RunContext) -> bool:
+    return bool(run.cfg.amp) and run.device.type == "cuda"
 
 
 def _local_step(run: RunContext, units: list[Unit], k: int, x, y, inputs, loss_fn: LocalLoss, monitor, where):
     """Forward module k on detached ``inputs``, compute its local loss, backward, step. Returns its output."""
     unit = units[k]
     inputs = inputs.detach()  # no gradient crosses a module boundary
-    with run.meter.activations(), _autocast(run):
+    with run.meter.activations(), autocast(run):
         features = unit.body(inputs)
         step = LocalStep(k, len(units), x, y, inputs, features, unit.head, k == len(units) - 1, run)
         loss, logits = loss_fn(step)
     unit.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    for fn in step.deferred:  # probes and the like: after the backward, not counted as the module's activations
+        with autocast(run):
+            extra_loss, extra_logits = fn()
+        extra_loss.backward()
+        loss = loss.detach() + extra_loss.detach()
+        if logits is None:
+            logits = extra_logits
     unit.optimizer.step()
     unit.scheduler.step()
     monitor.update(loss, logits, y, where)
     return features.detach()
 
 
+class _History:
+    """Per-epoch records of a run (the result's ``history``) and the per-epoch evaluations (``test_top1_best``)."""
+
+    def __init__(self, run: RunContext, units: list[Unit], heads) -> None:
+        self.run = run
+        self.units = units
+        self.heads = heads
+        self.records: list[dict[str, Any]] = []
+        self.best: tuple[float, int] | None = None
+        """(best top-1 of the network's own classifier over per-epoch evaluations, its epoch)."""
+
+    def _should_evaluate(self, epoch: int) -> bool:
+        every = self.run.cfg.eval_every
+        return bool(every) and ((epoch + 1) % every == 0 or epoch + 1 == self.run.cfg.epochs)
+
+    def end_epoch(self, phase: int, epoch: int, monitors: dict[int | None, _LossMonitor], trained: list[int],
+                  network_trained: bool) -> None:
+        """Record one epoch. ``monitors`` maps module index (None for end to end) to its monitor; ``trained`` are
+        the units that trained this epoch (their train mode is restored after an evaluation)."""
+        evaluation = None
+        if self._should_evaluate(epoch):
+            evaluation = evaluate(self.run.net, self.run.data, batch_size=self.run.cfg.eval_batch_size,
+                                  aux_heads=self.heads)
+            for i in trained:
+                self.units[i].train()
+            if network_trained and (self.best is None or evaluation["test_top1"] > self.best[0]):
+                self.best = (evaluation["test_top1"], epoch + 1)
+        for module, mon in monitors.items():
+            info = mon.info()
+            test_top1 = None
+            if evaluation is not None:
+                if module is None or module == len(self.units) - 1:
+                    test_top1 = evaluation["test_top1"]
+                elif evaluation["module_top1"] is not None:
+                    test_top1 = evaluation["module_top1"][module]
+            self.records.append({
+                "phase": phase, "module": module, "epoch": epoch + 1,
+                "train_loss": round(info["loss"], 6), "train_acc": round(info["acc"], 3),
+                "val_top1": None, "test_top1": test_top1,
+            })
+
+    def metrics(self) -> dict[str, Any]:
+        if self.best is None:
+            return {}
+        return {"test_top1_best": self.best[0], "test_top1_best_epoch": self.best[1]}
+
+
 def train_local(
-    run: RunContext, *, make_head: HeadFactory | None = None, local_loss: LocalLoss = cross_entropy_loss
+    run: RunContext,
+    *,
+    make_head: HeadFactory | None = None,
+    local_loss: LocalLoss = cross_entropy_loss,
+    make_last_head: HeadFactory | None = None,
 ) -> TrainOutcome:
     """Train ``run.net`` with local losses under ``run.cfg.schedule``; returns the heads for evaluation.
 
     ``make_head(k, feature_shape)`` builds module k's auxiliary head (the last module uses the network's own
-    classifier); by default the ``--aux`` head of the run (:func:`configured_heads`). ``local_loss`` defaults to
-    cross-entropy of the head's logits.
+    classifier, or ``make_last_head`` under ``--set last_head=aux``); by default the ``--aux`` head of the run
+    (:func:`configured_heads`). ``local_loss`` defaults to cross-entropy of the head's logits.
     """
     cfg = run.cfg
-    units = build_units(run, make_head)
+    units = build_units(run, make_head, make_last_head)
     for unit in units:
         run.meter.exclude(unit.parameters())
     run.meter.exclude(run.net.parameters())
     steps_per_epoch = run.data.steps_per_epoch(cfg.batch_size)
     heads = None if cfg.schedule == "end_to_end" else [u.head for u in units]
-    monitor = _LossMonitor(run.device)
+    history = _History(run, units, heads)
+    last_loss = float("nan")
     epochs_run = 0
 
     if cfg.schedule in ("end_to_end", "sequential"):
         for k, unit in enumerate(units):
+            monitor = _LossMonitor(run.device)
             unit.optimizer = make_optimizer(unit.parameters(), cfg)
             unit.scheduler = make_scheduler(unit.optimizer, cfg, steps_per_epoch, cfg.epochs)
             label = "end to end" if len(units) == 1 else f"module {k + 1}/{len(units)}"
@@ -220,15 +330,14 @@ def train_local(
                 if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
                     break
                 monitor.reset()
-                unit.body.train()
-                unit.head.train()
+                unit.train()
                 run.meter.start()
                 for i, (x, y) in enumerate(run.data.train_batches(cfg.batch_size, run.generator)):
                     if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
                         break
                     phase_steps += 1
                     with run.meter.count_flops(enabled=epoch == 0 and i == 0) as flops:
-                        with torch.no_grad(), _autocast(run):
+                        with torch.no_grad(), autocast(run):
                             h = x
                             for frozen in units[:k]:
                                 h = frozen.body(h)
@@ -241,11 +350,13 @@ def train_local(
                 run.meter.stop()
                 epochs_run = max(epochs_run, epoch + 1)
                 run.progress.advance(0, epoch=epoch + 1, **monitor.info())
+                is_network = k == len(units) - 1
+                history.end_epoch(k, epoch, {None if len(units) == 1 else k: monitor}, [k], is_network)
                 run.end_of_epoch(k, epoch, heads)
             run.progress.end_phase()
+            last_loss = monitor.last_loss
             if len(units) > 1:  # freeze: eval mode, no grad, no optimizer state kept
-                unit.body.eval()
-                unit.head.eval()
+                unit.train(False)
                 unit.body.requires_grad_(False)
                 unit.head.requires_grad_(False)
             unit.optimizer = unit.scheduler = None
@@ -254,16 +365,15 @@ def train_local(
             unit.optimizer = make_optimizer(unit.parameters(), cfg)
             unit.scheduler = make_scheduler(unit.optimizer, cfg, steps_per_epoch, cfg.epochs)
         run.progress.start_phase(f"{len(units)} modules, simultaneous", steps_per_epoch * cfg.epochs)
-        aux_monitor = _LossMonitor(run.device)  # the hidden modules' losses: checked, not displayed
+        monitors = {k: _LossMonitor(run.device) for k in range(len(units))}  # the last one is displayed
         phase_steps = 0
         for epoch in range(cfg.epochs):
             if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
                 break
-            monitor.reset()
-            aux_monitor.reset()
+            for mon in monitors.values():
+                mon.reset()
             for unit in units:
-                unit.body.train()
-                unit.head.train()
+                unit.train()
             run.meter.start()
             for i, (x, y) in enumerate(run.data.train_batches(cfg.batch_size, run.generator)):
                 if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
@@ -272,8 +382,8 @@ def train_local(
                 with run.meter.count_flops(enabled=epoch == 0 and i == 0) as flops:
                     h = x
                     for k in range(len(units)):
-                        mon = monitor if k == len(units) - 1 else aux_monitor
-                        h = _local_step(run, units, k, x, y, h, local_loss, mon, f"module {k + 1}, epoch {epoch + 1}")
+                        h = _local_step(run, units, k, x, y, h, local_loss, monitors[k],
+                                        f"module {k + 1}, epoch {epoch + 1}")
                 if flops is not None:
                     run.meter.train_flops += flops.get_total_flops() / y.numel() * run.data.train_size * cfg.epochs
                     run.meter.record_trainable_state(
@@ -283,14 +393,18 @@ def train_local(
                 run.progress.advance(1)
             run.meter.stop()
             epochs_run = epoch + 1
-            aux_monitor.check(f"epoch {epoch + 1}")
-            run.progress.advance(0, epoch=epoch + 1, **monitor.info())
+            run.progress.advance(0, epoch=epoch + 1, **monitors[len(units) - 1].info())
+            history.end_epoch(0, epoch, monitors, list(range(len(units))), True)
             run.end_of_epoch(0, epoch, heads)
         run.progress.end_phase()
+        last_loss = monitors[len(units) - 1].last_loss
         for unit in units:
             unit.optimizer = unit.scheduler = None
     else:
         raise ConfigError(f"unknown schedule {cfg.schedule!r}")
 
     run.net.eval()
-    return TrainOutcome(aux_heads=heads, final_train_loss=monitor.last_loss, epochs_completed=epochs_run)
+    outcome = TrainOutcome(aux_heads=heads, final_train_loss=last_loss, epochs_completed=epochs_run)
+    outcome.history = history.records
+    outcome.extra_metrics.update(history.metrics())
+    return outcome

@@ -87,3 +87,6 @@ class TrainOutcome:
     final_train_loss: float | None = None
     epochs_completed: int = 0
     extra_metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Per-epoch records (phase, module, epoch, train_loss, train_acc, val_top1, test_top1): the result's
+    ``history``, from which learning curves are drawn."""

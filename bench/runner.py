@@ -141,8 +141,19 @@ def method_origin(name: str) -> str:
     return METHODS.origin(name)
 
 
-def run_dir_for(cfg: RunConfig) -> Path:
-    return Path(cfg.out) / f"{cfg.method}_{cfg.arch}_{cfg.data}_seed{cfg.seed}_{config_hash(cfg.to_dict())}"
+def method_identity(cfg: RunConfig, method: Method) -> dict[str, str]:
+    """What produced a run besides its config: the method's name, version and origin (package and version)."""
+    return {"name": cfg.method, "version": str(method.version), "origin": method_origin(cfg.method)}
+
+
+def run_id_for(cfg: RunConfig, method: Method) -> str:
+    """Hash of the resolved config *and* the method's identity: bumping a method's version, or installing it
+    from another package, gives a new run instead of returning an old result."""
+    return config_hash({**cfg.to_dict(), "_method": method_identity(cfg, method)})
+
+
+def run_dir_for(cfg: RunConfig, method: Method) -> Path:
+    return Path(cfg.out) / f"{cfg.method}_{cfg.arch}_{cfg.data}_seed{cfg.seed}_{run_id_for(cfg, method)}"
 
 
 def load_data(cfg: RunConfig):
@@ -176,12 +187,16 @@ def execute(
     BenchError before anything is written; a crash or divergence during training is recorded with status
     ``failed``/``diverged`` and re-raised.
     """
-    run_dir = run_dir_for(cfg)
+    run_dir = run_dir_for(cfg, method)
     result_path = run_dir / RESULT_FILENAME
+    identity = method_identity(cfg, method)
     if result_path.exists() and not force:
         try:
             previous = read_result(result_path)
-            if previous["status"] == "ok":
+            same = config_hash(previous.get("config") or {}) == config_hash(cfg.to_dict()) and all(
+                previous.get("method", {}).get(key) == value for key, value in identity.items()
+            )
+            if previous["status"] == "ok" and same:
                 previous["_skipped"] = True
                 return previous, result_path
         except ValueError:
@@ -192,8 +207,8 @@ def execute(
     dataset = load_data(cfg)
     torch.manual_seed(cfg.seed)  # the network's initialisation does not depend on how the data was made
     net = build_network(cfg, dataset.num_classes, dataset.image_size).to(device)
-    data = DeviceData(dataset, device, max_train_samples=cfg.max_train_samples,
-                      max_test_samples=cfg.max_test_samples)
+    data = DeviceData(dataset, device, crop_padding=cfg.crop_padding, padding_mode=cfg.crop_padding_mode,
+                      max_train_samples=cfg.max_train_samples, max_test_samples=cfg.max_test_samples)
     meter = Meter(device, exclude_params=list(net.parameters()))
     run = RunContext(cfg, net, data, device, meter, generator, progress or SilentProgress(), list(epoch_hooks or []))
     if on_start is not None:
@@ -202,17 +217,12 @@ def execute(
     started = _now()
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "run_id": config_hash(cfg.to_dict()),
+        "run_id": run_id_for(cfg, method),
         "status": "ok",
         "message": None,
         "config": cfg.to_dict(),
         "protocol": _protocol_record(cfg.protocol),
-        "method": {
-            "name": cfg.method,
-            "version": str(method.version),
-            "origin": method_origin(cfg.method),
-            "description": method.description,
-        },
+        "method": {**identity, "description": method.description},
         "dataset": {**dataset.summary(), "train_size_used": data.train_size},
         "architecture": {
             "name": cfg.arch,
@@ -235,6 +245,7 @@ def execute(
         metrics["epochs_completed"] = outcome.epochs_completed
         metrics.update(outcome.extra_metrics)
         result["metrics"] = metrics
+        result["history"] = outcome.history
     except DivergedError as e:
         result.update(status="diverged", message=str(e), metrics=meter.metrics())
         _finish(result, result_path)

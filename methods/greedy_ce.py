@@ -8,10 +8,14 @@ Algorithm (sequential schedule, the paper's):
     the last module is trained with the network's own classifier.
 
 The auxiliary classifier is the paper's convolutional head (``--aux conv``, see ``bench/heads.py``).
-Departures from the authors' code: the backbone modules are the harness's StagedNet modules (stages or blocks of a
-timm/CIFAR ResNet) instead of the paper's own stack of conv layers, and all methods share the harness's optimiser
-recipe (SGD + momentum, cosine) so that only the local objective differs. ``--schedule simultaneous`` is
-available too.
+Departures from the authors' code, each a setting (docs/baselines.md has the table): the backbone modules are the
+harness's StagedNet modules (stages or blocks of a timm/CIFAR ResNet) instead of the paper's own stack of conv
+layers; the last module classifies with the backbone's own GAP + linear (``--set last_head=aux``: the conv head, as
+the authors' last auxillary_classifier); all methods share the protocol's optimiser recipe so that only the local
+objective differs (the authors': SGD lr 0.1, momentum 0.9, weight decay 5e-4, 50 epochs per module, the rate
+divided by 5 every 15 epochs and restarted per module: ``--set lr_schedule=step step_every_epochs=15
+step_gamma=0.2``; they also rebuild the optimizer, dropping its momentum, at each decay). ``--schedule
+simultaneous`` is available too (the InfoPro paper's "Greedy SL", with ``--aux linear``).
 """
 
 from __future__ import annotations

@@ -213,6 +213,14 @@ def test_third_party_method_runs_through_bench_run(plugin_site, tmp_path):
     assert result["method"]["origin"] == "fake-bench-plugin 0.3.0"
     assert result["config"]["hparams"] == {"unused_knob": 2.0}
     assert result["metrics"]["test_top1"] > 0
+    # the same config again reuses the result; a new version of the method is a new run
+    again = invoke("run", "--method", "fake_sgd", *FAST, "--set", "unused_knob=2", "--out", str(tmp_path / "r"))
+    assert again.exit_code == 0 and len(result_files(tmp_path / "r")) == 1
+    METHODS.get("fake_sgd").version = "0.4.0"
+    bumped = invoke("run", "--method", "fake_sgd", *FAST, "--set", "unused_knob=2", "--out", str(tmp_path / "r"))
+    assert bumped.exit_code == 0, bumped.output
+    versions = sorted(json.loads(p.read_text())["method"]["version"] for p in result_files(tmp_path / "r"))
+    assert versions == ["0.3.0", "0.4.0"]
 
 
 def test_broken_plugin_warns_and_is_skipped(plugin_site, tmp_path):

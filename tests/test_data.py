@@ -428,9 +428,12 @@ def test_real_cifar100_format_sample(shared_data: Path) -> None:
     assert len(ds.test_labels) == 20 and len(ds.train_labels) == 0 and ds.is_subset
 
 
-def test_real_gtsrb_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_real_gtsrb_is_the_complete_benchmark(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """../shared/data/gtsrb holds the complete official GTSRB at 32x32: recognised as complete, not a subset."""
     ds = load_gtsrb(shared_data, cache_dir=tmp_path_factory.mktemp("gtsrb_cache"))
-    assert len(ds.train_labels) == 2580 and len(ds.test_labels) == 12630 and ds.is_subset
+    assert len(ds.train_labels) == 39209 and len(ds.test_labels) == 12630 and not ds.is_subset
+    counts = ds.train_labels.bincount(minlength=43)
+    assert int(counts.min()) == 210 and int(counts.max()) == 2250  # the official class imbalance
     assert ds.train_labels.unique().numel() == 43 and ds.test_labels.unique().numel() == 43
     assert ds.train_images.shape[1:] == (3, 32, 32) and ds.test_images.shape[1:] == (3, 32, 32)
     for boxes in (ds.train_boxes, ds.test_boxes):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.config import RunConfig
+from bench.data.loader import DeviceData
 from bench.engine import (
     LocalStep,
     _local_step,
@@ -20,7 +23,7 @@ from bench.engine import (
 )
 from bench.errors import DivergedError
 from bench.evaluate import evaluate
-from tests.tiny import tiny_run
+from tests.tiny import blobs_dataset, tiny_run
 
 
 def linear_head(k, shape):
@@ -122,13 +125,103 @@ def test_same_seed_same_weights():
 
 
 def test_lr_schedules():
-    class C:
-        lr_schedule = "cosine"
-        step_milestones = [0.5, 0.75]
-        step_gamma = 0.1
+    C = RunConfig(lr_schedule="cosine")
+    assert lr_factor(0, 10, 10, C) == pytest.approx(1.0)
+    assert lr_factor(50, 10, 10, C) == pytest.approx(0.5)
+    C.warmup_epochs = 1
+    assert lr_factor(0, 10, 10, C) == pytest.approx(0.1)  # warm-up starts low
+    C = RunConfig(lr_schedule="step")
+    assert lr_factor(80, 10, 10, C) == pytest.approx(0.01)
 
-    assert lr_factor(0, 100, 0, C) == pytest.approx(1.0)
-    assert lr_factor(50, 100, 0, C) == pytest.approx(0.5)
-    assert lr_factor(0, 100, 10, C) == pytest.approx(0.1)  # warm-up starts low
-    C.lr_schedule = "step"
-    assert lr_factor(80, 100, 0, C) == pytest.approx(0.01)
+
+def test_infopro_schedule_is_the_authors_per_epoch_formula():
+    """InfoPro train.py, adjust_learning_rate(optimizer, epoch + 1) with --cos_lr, transcribed literally."""
+    lr0, epochs, steps = 0.8, 160, 7
+
+    def authors(epoch):  # epoch = 1..E, as their loop passes epoch + 1
+        if epoch <= 10:
+            return 0.5 * lr0 * (1 + math.cos(math.pi * epoch / epochs)) * (epoch - 1) / 10 + 0.01 * (11 - epoch) / 10
+        return 0.5 * lr0 * (1 + math.cos(math.pi * epoch / epochs))
+
+    C = RunConfig(lr=lr0, lr_schedule="infopro", epochs=epochs)
+    for e in (1, 2, 5, 10, 11, 80, 159, 160):
+        for s in (0, steps - 1):  # constant within an epoch
+            assert lr0 * lr_factor((e - 1) * steps + s, steps, epochs, C) == pytest.approx(authors(e), abs=1e-12)
+    assert lr_factor(0, steps, epochs, C) * lr0 == pytest.approx(0.01)
+    assert lr_factor(epochs * steps - 1, steps, epochs, C) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_step_every_epochs_is_layercnn_and_dgl_decay():
+    """DGL cifar_dgl.py: lr = lr_0 * 0.2 ** (epoch // 15), epoch 0-based, set per epoch."""
+    C = RunConfig(lr_schedule="step", step_every_epochs=15, step_gamma=0.2, epochs=50)
+    for epoch in (0, 14, 15, 29, 30, 49):
+        assert lr_factor(epoch * 3 + 2, 3, 50, C) == pytest.approx(0.2 ** (epoch // 15))
+
+
+def test_reflect_padding_reflects_and_zero_padding_pads_zeros():
+    ds = blobs_dataset(train=8, image_size=8)
+    ds.train_images[:] = 200
+    zeros = DeviceData(ds, "cpu", crop_padding=4, padding_mode="zeros")
+    reflect = DeviceData(ds, "cpu", crop_padding=4, padding_mode="reflect")
+    g = torch.Generator().manual_seed(0)
+    out_z = zeros.augment(zeros.train_images, g)
+    out_r = reflect.augment(reflect.train_images, torch.Generator().manual_seed(0))
+    assert (out_z == 0).any()  # some crop offset reaches the zero border
+    assert (out_r == 200).all()  # reflection of a constant image is the constant
+
+
+def test_deferred_work_trains_but_is_not_counted_as_activations():
+    """A probe trained on detached features after the backward must not raise the measured peak."""
+    counted = {}
+    for defer in (False, True):
+        run = tiny_run("simultaneous", epochs=1)
+        probe = nn.Sequential(nn.Conv2d(8, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                              nn.Linear(64, 4))
+        units = build_units(run, linear_head)
+        units[0].head = nn.ModuleDict({"cls": units[0].head, "probe": probe})
+        for u in units:
+            u.optimizer = make_optimizer(u.parameters(), run.cfg)
+            u.scheduler = torch.optim.lr_scheduler.LambdaLR(u.optimizer, lambda s: 1.0)
+        run.meter.exclude([p for u in units for p in u.parameters()])
+        x, y = next(run.data.train_batches(32, run.generator))
+        before = probe[0].weight.detach().clone()
+
+        def loss_fn(step: LocalStep, defer=defer):
+            logits = step.head["cls"](step.features)
+            loss = F.cross_entropy(logits, step.y)
+            if defer:
+                step.defer(lambda: (F.cross_entropy(l := step.head["probe"](step.features.detach()), step.y), l))
+                return loss, None
+            return loss + F.cross_entropy(step.head["probe"](step.features.detach()), step.y), logits
+
+        mon = _LossMonitor(run.device)
+        _local_step(run, units, 0, x, y, x, loss_fn, mon, "test")
+        assert not torch.equal(before, probe[0].weight)  # the probe trained in both cases
+        assert mon.seen == 32  # train accuracy came from the probe's logits when deferred
+        counted[defer] = run.meter.peak_activation_bytes
+    assert counted[True] < counted[False]
+
+
+def test_last_head_aux_replaces_the_backbone_classifier():
+    run = tiny_run("sequential", epochs=1, last_head="aux")
+    original = run.net.head
+    outcome = train_local(run, make_head=linear_head)
+    assert run.net.head is not original and outcome.aux_heads[-1] is run.net.head
+    assert evaluate(run.net, run.data)["test_top1"] > 25.0
+
+
+@pytest.mark.parametrize("schedule", ["end_to_end", "sequential", "simultaneous"])
+def test_history_and_best_epoch_are_recorded(schedule):
+    run = tiny_run(schedule, epochs=3, eval_every=1)
+    outcome = train_local(run, make_head=linear_head)
+    h = outcome.history
+    modules = 1 if schedule == "end_to_end" else 3
+    assert len(h) == 3 * modules
+    assert {r["epoch"] for r in h} == {1, 2, 3}
+    assert all(r["test_top1"] is not None and r["train_loss"] > 0 for r in h)
+    if schedule == "sequential":
+        assert [r["phase"] for r in h] == [0, 0, 0, 1, 1, 1, 2, 2, 2] and [r["module"] for r in h][::3] == [0, 1, 2]
+    network = [r["test_top1"] for r in h if r["module"] in (None, 2)]
+    assert outcome.extra_metrics["test_top1_best"] == max(network)
+    final = evaluate(run.net, run.data)["test_top1"]
+    assert network[-1] == final  # the last per-epoch evaluation is the end-of-run evaluation

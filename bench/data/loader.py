@@ -20,7 +20,8 @@ class DeviceData:
     Args:
         dataset: the loaded dataset.
         device: where the tensors live and batches are made.
-        crop_padding: pixels of zero padding for the random crop (0 disables cropping).
+        crop_padding: pixels of padding for the random crop (0 disables cropping).
+        padding_mode: ``zeros`` (torchvision's ``RandomCrop(padding=4)``) or ``reflect`` (InfoPro's).
         max_train_samples: keep only the first N training images (a quick budget knob).
     """
 
@@ -30,6 +31,7 @@ class DeviceData:
         device: torch.device | str,
         *,
         crop_padding: int = 4,
+        padding_mode: str = "zeros",
         max_train_samples: int | None = None,
         max_test_samples: int | None = None,
     ) -> None:
@@ -47,6 +49,9 @@ class DeviceData:
         self.std = torch.tensor(dataset.std, device=self.device).view(1, -1, 1, 1) * 255.0
         self.hflip = dataset.hflip
         self.crop_padding = crop_padding
+        if padding_mode not in ("zeros", "reflect"):
+            raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
+        self.padding_mode = padding_mode
         self.num_classes = dataset.num_classes
 
     @property
@@ -69,12 +74,15 @@ class DeviceData:
         return (x * self.std + self.mean) / 255.0
 
     def augment(self, images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Random crop with zero padding and, where the label allows, a random horizontal flip."""
+        """Random crop (zero or reflection padding) and, where the label allows, a random horizontal flip."""
         b, _, h, w = images_u8.shape
         x = images_u8
         p = self.crop_padding
         if p > 0:
-            padded = F.pad(x, (p, p, p, p))
+            if self.padding_mode == "reflect":  # reflection is not implemented for integer tensors
+                padded = F.pad(x.float(), (p, p, p, p), mode="reflect").to(x.dtype)
+            else:
+                padded = F.pad(x, (p, p, p, p))
             dy = torch.randint(0, 2 * p + 1, (b,), generator=generator).to(x.device)
             dx = torch.randint(0, 2 * p + 1, (b,), generator=generator).to(x.device)
             rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
