@@ -1,7 +1,8 @@
-"""The ``bench`` command line: run, list, leaderboard, analyze."""
+"""The ``bench`` command line: run, list, leaderboard, results, plot, analyze."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from enum import Enum
 from pathlib import Path
@@ -274,11 +275,15 @@ def leaderboard(
     results: Annotated[Path, typer.Option(help="Folder of result files (searched recursively).")] = Path(
         "leaderboards/results"
     ),
-    out: Annotated[Path, typer.Option(help="Where the Markdown tables are written.")] = Path("leaderboards"),
-    check: Annotated[bool, typer.Option(help="Write nothing; exit 1 if a committed table is stale.")] = False,
+    out: Annotated[Path, typer.Option(help="Where the Markdown tables and figures are written.")] = Path(
+        "leaderboards"
+    ),
+    check: Annotated[bool, typer.Option(help="Write nothing; exit 1 if a committed table or figure is stale.")] = False,
     include_adhoc: Annotated[bool, typer.Option(help="Also tabulate runs made without --protocol.")] = False,
 ) -> None:
-    """Render every result under --results into Markdown leaderboards (one table per protocol + an index)."""
+    """Render every result under --results into Markdown leaderboards: one page per protocol (with published
+    numbers beside ours for the paper protocols), its accuracy-against-memory figure (<protocol>.png, drawn from
+    <protocol>.pareto.csv) and an index."""
     from bench.leaderboard import check_leaderboards, write_leaderboards
 
     if not results.exists():
@@ -298,6 +303,169 @@ def leaderboard(
     written = write_leaderboards(results, out, include_adhoc=include_adhoc, on_warning=warn)
     for path in written:
         console.print(f"wrote {path}")
+
+
+class ResultsFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+TABLE_COLUMNS = {
+    "run_id": "run_id",
+    "protocol.name": "protocol",
+    "method.name": "method",
+    "config.arch": "arch",
+    "architecture.num_modules": "K",
+    "config.schedule": "schedule",
+    "config.seed": "seed",
+    "status": "status",
+    "metrics.test_top1": "top-1 %",
+    "metrics.test_top1_best": "best top-1 %",
+    "metrics.peak_activation_bytes": "act. MiB",
+    "metrics.train_seconds": "train s",
+}
+"""What `bench results` shows as a table when --columns is not given, and the headers it uses (CSV, JSON and
+Parquet get every column under its full name)."""
+
+
+def _cell(value: Any) -> str:
+    import pandas as pd
+
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    if value is None or pd.isna(value):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) < 1e7 else f"{value:.4g}"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+@app.command()
+def results(
+    results_dir: Annotated[
+        Path, typer.Option("--results", help="Folder of result files (searched recursively), or one result file.")
+    ] = Path("leaderboards/results"),
+    where_: Annotated[
+        list[str] | None,
+        typer.Option("--where", help="KEY=VALUE (or KEY!=VALUE; VALUE may be a,b for either): keep matching runs. "
+                                     "KEY: a column or method, protocol, seed, arch, data, schedule, split, aux, k, "
+                                     "status, a hyperparameter. Repeatable (all must hold)."),
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="Comma-separated columns to show, in order (short names work).")
+    ] = None,
+    format_: Annotated[ResultsFormat, typer.Option("--format", help="table (printed), csv, json or parquet.")] = (
+        ResultsFormat.table
+    ),
+    out: Annotated[Path | None, typer.Option(help="Write to this file (needed for parquet); csv/json print "
+                                                  "to the terminal without it.")] = None,
+) -> None:
+    """List runs, one row per result file, with flattened columns (config.*, method.*, metrics.*, env.*, ...).
+
+    The same frame as `from bench.results import load; load("leaderboards/results")` in Python. Examples:
+
+        bench results --where method=dgl --where protocol=cpu-gtsrb
+
+        bench results --columns method,seed,metrics.test_top1 --format csv --out runs.csv
+
+        bench results --results runs --format parquet --out runs.parquet
+    """
+    from bench import results as res
+
+    if not results_dir.exists():
+        raise fail(f"results folder {results_dir} does not exist")
+
+    def warn(message: str) -> None:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    try:
+        frame = res.load(results_dir, on_warning=warn)
+        total = len(frame)
+        frame = res.where(frame, where_ or [])
+        if columns:
+            frame = res.select_columns(frame, columns.split(","))
+        elif format_ is ResultsFormat.table:
+            frame = frame[[c for c in TABLE_COLUMNS if c in frame.columns and (c == "run_id" or frame[c].notna().any()
+                                                                              or frame.empty)]].copy()
+            if "metrics.peak_activation_bytes" in frame:
+                frame["metrics.peak_activation_bytes"] = frame["metrics.peak_activation_bytes"] / 2**20
+        if format_ is ResultsFormat.table:
+            if out is not None:
+                raise BenchError("--out writes csv, json or parquet; give --format too")
+            table = Table(title=f"{len(frame)} of {total} run(s) in {results_dir}", title_justify="left")
+            for name in frame.columns:
+                table.add_column(name if columns else TABLE_COLUMNS[name], overflow="fold")
+            for row in frame.itertuples(index=False):
+                table.add_row(*(_cell(v) for v in row))
+            console.print(table)
+            return
+        text = res.export(frame, format_.value, out)
+    except BenchError as e:
+        raise fail(str(e)) from None
+    if text is not None:
+        typer.echo(text, nl=False)
+    else:
+        err_console.print(f"wrote {len(frame)} run(s) to {out}", highlight=False)
+
+
+plot_app = typer.Typer(
+    help="Figures: learning curves of runs, accuracy against memory for a protocol.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(plot_app, name="plot")
+
+
+@plot_app.command("curves")
+def plot_curves(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders or result.json files (several: one colour each).")],
+    out: Annotated[Path | None, typer.Option(help="PNG to write. \\[default: curves.png in the run folder, or "
+                                                  "here for several runs]")] = None,
+) -> None:
+    """Learning curves from a result's history: train loss and accuracy, and val/test top-1 when recorded, per
+    epoch; one panel per local module for layer-wise runs.
+
+        bench plot curves runs/greedydib_cifar_resnet20_signs_seed0_1a2b3c4d5e6f
+    """
+    from bench import plots
+
+    if out is None:
+        first = runs[0]
+        out = (first if first.is_dir() else first.parent) / "curves.png" if len(runs) == 1 else Path("curves.png")
+    try:
+        path = plots.plot_curves(runs, out)
+    except BenchError as e:
+        raise fail(str(e)) from None
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+@plot_app.command("pareto")
+def plot_pareto(
+    protocol: Annotated[str, typer.Option(help="Protocol whose results are drawn (see `bench list protocols`).")],
+    results_dir: Annotated[Path, typer.Option("--results", help="Folder of result files.")] = Path(
+        "leaderboards/results"
+    ),
+    out: Annotated[Path | None, typer.Option(help="PNG to write. \\[default: <protocol>.png]")] = None,
+) -> None:
+    """Top-1 against peak activation memory relative to sgd, one marker per method (and K), error bars over seeds,
+    with the published points where the paper reports memory (GPU memory relative to its own end-to-end run).
+
+        bench plot pareto --protocol cpu-cifar10
+    """
+    from bench import plots
+    from bench.leaderboard import protocol_stem
+
+    target = out if out is not None else Path(protocol_stem(protocol) + ".png")
+    try:
+        path = plots.plot_pareto(protocol, results_dir, target)
+    except BenchError as e:
+        raise fail(str(e)) from None
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -396,6 +564,11 @@ def analyze(
     console.print(an.summary_table(res.analysis))
     for name, path in {**res.files, "result": res.result_path}.items():
         console.print(f"{name}: {path}", highlight=False, soft_wrap=True)
+
+
+from bench.cli_sweep import sweep as _sweep  # noqa: E402  (defined in its own module, registered here)
+
+app.command("sweep")(_sweep)
 
 
 def main() -> None:

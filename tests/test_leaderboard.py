@@ -1,9 +1,15 @@
-"""Tests of the Markdown leaderboard generator (bench.leaderboard) on hand-written result files."""
+"""Tests of the Markdown leaderboard generator (bench.leaderboard) on hand-written result files, and of the
+published tables it prints beside ours (bench.references)."""
 
 from __future__ import annotations
 
 import copy
+import csv
+import json
+import math
+import os
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +17,9 @@ import pytest
 
 from bench import leaderboard as lb
 from bench import references
-from bench.results import write_json_atomic
+from bench.results import find_result_files, write_json_atomic
+
+REPO = Path(__file__).resolve().parents[1]
 
 MIB = 1024 * 1024
 
@@ -30,12 +38,16 @@ def make_result(
     module_top1: list[float] | None = None,
     activation_bytes: int = 100 * MIB,
     finished_at: str = "2026-11-22T10:05:00Z",
+    split: str = "stages",
+    aux: str | None = None,
+    hparams: dict[str, Any] | None = None,
     **metrics: Any,
 ) -> dict[str, Any]:
     """A minimal valid schema-1 result; keyword arguments not listed above override metrics."""
+    tag = "-".join(f"{key}={value}" for key, value in sorted((hparams or {}).items()))
     result = {
         "schema_version": 1,
-        "run_id": f"{method}-{arch}-{k}-{schedule}-{seed}",
+        "run_id": f"{method}-{arch}-{k}-{schedule}-{split}-{aux}-{tag}-{seed}",
         "status": status,
         "message": message,
         "config": {
@@ -44,10 +56,11 @@ def make_result(
             "data": "cifar10",
             "seed": seed,
             "schedule": schedule,
-            "split": "stages",
+            "split": split,
+            "aux": aux,
             "epochs": 5,
             "batch_size": 128,
-            "hparams": {},
+            "hparams": dict(hparams or {}),
         },
         "protocol": None if protocol is None else {"name": protocol, "version": 1},
         "method": {"name": method, "version": "1.0", "origin": "built-in", "description": "test"},
@@ -60,7 +73,7 @@ def make_result(
             "source": "test",
             "is_subset": False,
         },
-        "architecture": {"name": arch, "split": "stages", "num_modules": k, "params": 272474},
+        "architecture": {"name": arch, "split": split, "num_modules": k, "params": 272474},
         "metrics": {
             "test_top1": top1,
             "test_top5": 95.0,
@@ -98,6 +111,22 @@ def table_rows(markdown: str, heading: str = "## Results") -> list[dict[str, str
     return [dict(zip(header, row, strict=True)) for row in data]
 
 
+def section_tables(markdown: str, heading: str) -> list[list[dict[str, str]]]:
+    """Every table of a section (from ``heading`` to the next ``## ``), each as ``table_rows`` gives it."""
+    section = markdown.split(heading, 1)[1].split("\n## ", 1)[0]
+    tables, start = [], 0
+    lines = section.splitlines()
+    while start < len(lines):
+        if lines[start].startswith("|"):
+            end = start
+            while end < len(lines) and lines[end].startswith("|"):
+                end += 1
+            tables.append(table_rows("\n".join(["#", *lines[start:end]]), "#"))
+            start = end
+        start += 1
+    return tables
+
+
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     root = tmp_path / "results"
@@ -123,7 +152,7 @@ def test_collect_reads_all_valid_files(results_dir: Path) -> None:
     results, warnings = lb.collect(results_dir)
     assert warnings == []
     assert len(results) == 9
-    assert all(r[lb.SOURCE_KEY].endswith("/result.json") for r in results)
+    assert results["source"].str.endswith("/result.json").all()
 
 
 def test_corrupt_and_unknown_schema_files_are_warned_and_skipped(results_dir: Path) -> None:
@@ -151,7 +180,7 @@ def test_duplicates_keep_the_newest_and_warn(tmp_path: Path) -> None:
 
     results, warnings = lb.collect(root)
 
-    assert sorted(r["metrics"]["test_top1"] for r in results) == [70.0, 80.0]
+    assert sorted(results["metrics.test_top1"]) == [70.0, 80.0]
     assert len(warnings) == 1
     assert "duplicate" in warnings[0] and "kept new/result.json" in warnings[0]
     assert "ignored old/result.json" in warnings[0]
@@ -269,59 +298,196 @@ def test_adhoc_left_out_by_default(results_dir: Path) -> None:
 def test_reference_table_for_paper_protocol() -> None:
     result = make_result("sgd", 0, 92.5, protocol="paper-cifar10-resnet32", arch="cifar_resnet32")
     page = lb.render_protocol("paper-cifar10-resnet32", [result])
-    assert "## Published reference" in page
-    ref = table_rows(page, "## Published reference")
+    assert "## Published and ours" in page
+    ref = table_rows(page, "## Published and ours")
     e2e = [r for r in ref if r["Paper's name"] == "E2E"]
     assert len(e2e) == 1
-    assert e2e[0]["Test error (%)"] == "7.37" and e2e[0]["Accuracy (%)"] == "92.63"
-    assert e2e[0]["Source"].startswith("Wang et al., ICLR 2021")
-    assert "not re-checked" in e2e[0]["Source"]  # unverified numbers say so in the table
+    assert e2e[0]["Published error (%)"] == "7.37 ± 0.10"
+    assert e2e[0]["Ours: error, last epoch (%)"] == "7.50 ± –" and e2e[0]["n"] == "1"
+    assert e2e[0]["Ours: error, best epoch (%)"] == "–"  # this run has no per-epoch evaluations
+    assert e2e[0]["Source"] == "Wang et al., ICLR 2021, Table 2 (from the authors' figs/cifar_k.png)"
+    assert "as published: mean ± std of 5 trials" in page
     assert "Revisiting Locally Supervised Learning" in page
-    # Every recorded number carries a source; unchecked ones say so.
+    # Every recorded number carries a source; unchecked ones say why.
     for entry in references.PUBLISHED_ERRORS + references.PUBLISHED_MEMORY:
         assert entry.source
         assert entry.verified or entry.note
-    assert "## Published reference" not in lb.render_protocol("cpu-cifar10", [make_result()])
+    assert "## Published and ours" not in lb.render_protocol("cpu-cifar10", [make_result()])
 
 
-def test_per_k_reference_rows_render_in_order_with_their_std(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A per-K entry (the form InfoPro's table takes) renders after E2E, ordered by K, with its std."""
-
-    def entry(
-        method: str, label: str, k: int, err: float, std: float, verified: bool
-    ) -> references.PublishedError:
-        return references.PublishedError(
-            protocol="paper-cifar10-resnet32",
-            arch="cifar_resnet32",
-            method=method,
-            paper_label=label,
-            k=k,
-            test_error=err,
-            std=std,
-            source="Some paper, Table 9",
-            verified=verified,
-            note="" if verified else "hand-typed",
-        )
-
-    extra = (entry("infopro", "InfoPro", 8, 11.25, 0.5, True), entry("dgl", "DGL", 2, 8.5, 0.25, False))
-    monkeypatch.setattr(references, "PUBLISHED_ERRORS", references.PUBLISHED_ERRORS + extra)
+def test_unverified_reference_rows_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry not checked against its source is marked in the table and its note printed."""
+    extra = references.PublishedError(
+        table=9, dataset="cifar10", network="resnet32", paper_label="DGL", k=3, test_error=9.5, std=0.25,
+        source="Some paper, Table 9", verified=False, note="hand-typed",
+    )
+    monkeypatch.setattr(references, "PUBLISHED_ERRORS", references.PUBLISHED_ERRORS + (extra,))
     page = lb.render_protocol(
         "paper-cifar10-resnet32", [make_result("sgd", 0, 92.5, protocol="paper-cifar10-resnet32")]
     )
-    rows = table_rows(page, "## Published reference")
-    errors = [r for r in rows if "Test error (%)" in r]
-    assert [r["Paper's name"] for r in errors] == ["E2E", "DGL", "InfoPro"]
-    assert [r["K"] for r in errors][1:] == ["2", "8"]
-    assert errors[1]["Test error (%)"] == "8.50 ± 0.25" and errors[1]["Accuracy (%)"] == "91.50"
-    assert errors[2]["Source"] == "Some paper, Table 9"  # verified: no caveat
-    assert errors[1]["Source"].startswith("Some paper, Table 9 (not re-checked) [")
+    rows = [r for r in table_rows(page, "## Published and ours") if r["K"] == "3"]
+    assert len(rows) == 1
+    assert rows[0]["Published error (%)"] == "9.50 ± 0.25"
+    assert rows[0]["Source"].startswith("Some paper, Table 9 (not re-checked) [")
     assert "hand-typed" in page
 
 
-def test_reference_memory_for_resnet110() -> None:
-    result = make_result("sgd", 0, 93.0, protocol="paper-cifar10-resnet110", arch="cifar_resnet110")
+def paper_result(method: str, seed: int, top1: float, k: int, *, best: float | None = None, **kw: Any):
+    """A result on paper-cifar10-resnet32 with --split blocks:K (defaults: the method's schedule)."""
+    schedule = kw.pop("schedule", "end_to_end" if method == "sgd" else "simultaneous")
+    extra = {} if best is None else {"test_top1_best": best}
+    return make_result(method, seed, top1, protocol="paper-cifar10-resnet32", arch="cifar_resnet32", k=k,
+                       schedule=schedule, split=kw.pop("split", f"blocks:{k}"), **kw, **extra)
+
+
+def test_paper_protocol_shows_published_and_ours_side_by_side() -> None:
+    contrast = {"loss_mode": "contrast", "temperature": 0.07}
+    results = [
+        paper_result("sgd", 0, 92.0, 4, best=92.4),
+        paper_result("infopro", 0, 91.0, 4, best=91.5, aux="infopro", hparams=contrast),
+        paper_result("infopro", 1, 91.5, 4, best=92.0, aux="infopro", hparams=contrast),
+        paper_result("infopro", 0, 90.0, 4, aux="infopro", hparams={**contrast, "loss_mode": "cross_entropy"}),
+        paper_result("dgl", 0, 89.0, 8, aux="mlp_sr"),
+        paper_result("greedy_ce", 0, 85.0, 2, aux="linear"),
+        paper_result("greedy_ce", 0, 80.0, 2, aux="conv", schedule="sequential"),  # not the paper's Greedy SL
+        paper_result("greedy_ce", 1, 70.0, 2, schedule="simultaneous"),  # no aux recorded: not Greedy SL either
+        paper_result("infopro", 5, 50.0, 16, aux="infopro"),  # no loss_mode recorded: neither InfoPro row
+    ]
+    page = lb.render_protocol("paper-cifar10-resnet32", results)
+    ref = {(r["Paper's name"], r["K"]): r for r in table_rows(page, "## Published and ours")}
+    assert len(ref) == 1 + 4 * 4  # E2E and the four methods at K = 2, 4, 8, 16 for ResNet-32
+
+    row = ref[("InfoPro (Contrast)", "4")]
+    assert row["Method"] == "infopro (loss_mode=contrast, simultaneous)"
+    assert row["Published error (%)"] == "8.58 ± 0.17"
+    assert row["Ours: error, last epoch (%)"] == "8.75 ± 0.35"  # 100 - (91.0, 91.5)
+    assert row["Ours: error, best epoch (%)"] == "8.25 ± 0.35"  # 100 - (91.5, 92.0)
+    assert row["n"] == "2"
+    softmax = ref[("InfoPro (Softmax)", "4")]
+    assert softmax["Published error (%)"] == "8.64 ± 0.25"
+    assert softmax["Ours: error, last epoch (%)"] == "10.00 ± –" and softmax["n"] == "1"
+    assert ref[("DGL", "8")]["Ours: error, last epoch (%)"] == "11.00 ± –"
+    assert ref[("DGL", "4")]["Ours: error, last epoch (%)"] == "–" and ref[("DGL", "4")]["n"] == "0"
+    assert ref[("InfoPro (Contrast)", "16")]["n"] == "0" and ref[("InfoPro (Softmax)", "16")]["n"] == "0"
+    greedy = ref[("Greedy SL", "2")]  # only the simultaneous, linear-head run maps to the paper's Greedy SL
+    assert greedy["Published error (%)"] == "10.30 ± 0.20"
+    assert greedy["Ours: error, last epoch (%)"] == "15.00 ± –" and greedy["n"] == "1"
+    e2e = ref[("E2E", "– (end-to-end)")]
+    assert e2e["Ours: error, last epoch (%)"] == "8.00 ± –" and e2e["Ours: error, best epoch (%)"] == "7.60 ± –"
+
+    # The two InfoPro losses are two rows of the main table, told apart by their settings.
+    main = [r for r in table_rows(page) if r["Method"].strip("*") == "infopro" and r["K"] == "4"]
+    assert sorted(r["Settings"] for r in main) == ["loss_mode=contrast", "loss_mode=cross_entropy"]
+    assert [r["n"] for r in main if r["Settings"] == "loss_mode=contrast"] == ["2"]
+    assert "Best-epoch top-1 (%)" in table_rows(page)[0]
+
+
+def test_published_only_rows_for_resnet110() -> None:
+    result = make_result("sgd", 0, 93.0, protocol="paper-cifar10-resnet110", arch="cifar_resnet110",
+                         schedule="end_to_end", split="blocks:4", peak_gpu_bytes=8 * 1024**3)
     page = lb.render_protocol("paper-cifar10-resnet110", [result])
-    assert "| 9.40 |" in page and "| 5.38 |" in page and "| 3.52 |" in page
+    rows = table_rows(page, "## Published and ours")
+    plus = [r for r in rows if r["Paper's name"] == "Greedy SL+"]
+    assert [r["K"] for r in plus] == ["2", "4", "8", "16"]
+    assert plus[0]["Method"].startswith("– (no equivalent) [")
+    assert plus[0]["Published error (%)"] == "8.00 ± 0.11" and plus[0]["Ours: error, last epoch (%)"] == "–"
+    assert [r["K"] for r in rows if r["Paper's name"] == "Asy-InfoPro (Contrast)"] == ["2", "4"]
+    assert "asynchronous training" in page
+
+
+def test_reference_memory_for_resnet110() -> None:
+    results = [
+        make_result("sgd", 0, 93.0, protocol="paper-cifar10-resnet110", arch="cifar_resnet110", k=4,
+                    schedule="end_to_end", split="blocks:4", activation_bytes=800 * MIB, peak_gpu_bytes=8 * 1024**3),
+        make_result("infopro", 0, 92.5, protocol="paper-cifar10-resnet110", arch="cifar_resnet110", k=2,
+                    schedule="simultaneous", split="balanced:2", aux="infopro", hparams={"loss_mode": "contrast"},
+                    activation_bytes=400 * MIB, peak_gpu_bytes=5 * 1024**3),
+    ]
+    page = lb.render_protocol("paper-cifar10-resnet110", results)
+    errors, mem = section_tables(page, "## Published and ours")
+    assert "Published GPU memory (GB)" in mem[0] and "Published GPU memory (GB)" not in errors[0]
+    by_name = {(r["Paper's name"], r["K"]): r for r in mem}
+    assert by_name[("E2E Training", "– (end-to-end)")]["Published GPU memory (GB)"] == "9.40"
+    star2 = by_name[("InfoPro* (balanced memory)", "2")]
+    assert star2["Published GPU memory (GB)"] == "5.38"
+    assert star2["Published vs E2E"] == "0.57x"  # 5.38 / 9.40
+    assert star2["Ours: GPU peak (GiB)"] == "5.00" and star2["Ours: GPU vs sgd"] == "0.62x"
+    assert star2["Ours: act. vs sgd"] == "0.50x" and star2["n"] == "1"
+    assert star2["Method"] == "infopro (loss_mode=contrast, simultaneous, split balanced:2)"
+    assert by_name[("InfoPro* (balanced memory)", "4")]["Published GPU memory (GB)"] == "3.52"
+    assert by_name[("InfoPro* (balanced memory)", "4")]["n"] == "0"
+    assert by_name[("GC (gradient checkpointing)", "– (end-to-end)")]["n"] == "–"
+
+
+# ---------------------------------------------------------------------------------------- published data
+
+
+SHARED_REFERENCES = REPO.parent / "shared" / "references"
+TABLE2_CSV_ROWS = 86  # counted in infopro_iclr2021_tables.csv: 5 networks/datasets, 4 K each, 4-6 methods
+TABLE3_CSV_ROWS = 10  # infopro_iclr2021_memory.csv: CIFAR-10 and STL-10, 5 rows each
+
+
+def packaged(name: str) -> Path:
+    return REPO / "bench" / "reference_data" / name
+
+
+def test_every_published_row_is_in_the_package() -> None:
+    for name, count in ((references.TABLE2_FILE, TABLE2_CSV_ROWS), (references.TABLE3_FILE, TABLE3_CSV_ROWS)):
+        with packaged(name).open() as f:
+            assert len(list(csv.DictReader(f))) == count
+    # Table 2: one entry per CSV row plus one E2E entry per (dataset, network).
+    networks = {(e.dataset, e.network) for e in references.PUBLISHED_ERRORS}
+    assert len(networks) == 5
+    assert len(references.PUBLISHED_ERRORS) == TABLE2_CSV_ROWS + len(networks)
+    assert len(references.PUBLISHED_MEMORY) == TABLE3_CSV_ROWS
+    with packaged(references.TABLE2_FILE).open() as f:
+        for row in csv.DictReader(f):
+            k = int(row["K"])
+            match = [e for e in references.PUBLISHED_ERRORS if (e.dataset, e.network, e.paper_label, e.k)
+                     == (row["dataset"], row["network"], row["method_label"], k)]
+            assert len(match) == 1, row
+            assert match[0].test_error == float(row["test_error"]) and match[0].std == float(row["std"])
+            e2e = [e for e in references.PUBLISHED_ERRORS if (e.dataset, e.network, e.k) == (row["dataset"],
+                                                                                                row["network"], None)]
+            assert [e.test_error for e in e2e] == [float(row["e2e_test_error"])]
+    for entry in references.PUBLISHED_ERRORS:
+        assert entry.verified and entry.source.startswith("Wang et al., ICLR 2021, Table 2 (from the authors'")
+
+
+def test_packaged_tables_are_the_shared_transcription() -> None:
+    if not SHARED_REFERENCES.is_dir():
+        pytest.skip(f"the transcribed tables are not at {SHARED_REFERENCES}")
+    for name in (references.TABLE2_FILE, references.TABLE3_FILE):
+        assert packaged(name).read_bytes() == (SHARED_REFERENCES / name).read_bytes()
+
+
+def test_paper_labels_map_to_harness_configurations() -> None:
+    def harness(label: str) -> references.HarnessConfig | None:
+        return references.LABELS[label]
+
+    assert harness("E2E").method == "sgd" and harness("E2E Training").method == "sgd"
+    assert harness("InfoPro (Contrast)").hparams == (("loss_mode", "contrast"),)
+    assert harness("InfoPro (Softmax)").hparams == (("loss_mode", "cross_entropy"),)
+    greedy = harness("Greedy SL")
+    assert (greedy.method, greedy.schedule, greedy.aux) == ("greedy_ce", "simultaneous", "linear")
+    assert harness("DGL").method == "dgl" and harness("DGL").split_for(8) == "blocks:8"
+    assert harness("InfoPro* (balanced memory)").split_for(3) == "balanced:3"
+    for label in ("Greedy SL+", "Asy-InfoPro (Contrast)", "GC (gradient checkpointing)"):
+        assert harness(label) is None
+    # Every label in the data has a mapping (or is declared to have none); protocols only for CIFAR-10 ResNets.
+    for entry in references.PUBLISHED_ERRORS + references.PUBLISHED_MEMORY:
+        assert entry.paper_label in references.LABELS
+        assert (entry.harness is None) == bool(entry.no_equivalent)
+        expected = {"resnet32": "paper-cifar10-resnet32", "resnet110": "paper-cifar10-resnet110"}
+        assert entry.protocol == (expected.get(entry.network) if entry.dataset == "cifar10" else None)
+    k4 = [e for e in references.errors_for("paper-cifar10-resnet32") if e.k == 4]
+    assert [e.paper_label for e in k4] == ["Greedy SL", "DGL", "InfoPro (Softmax)", "InfoPro (Contrast)"]
+    match = harness("InfoPro (Contrast)").matches
+    kw = {"method": "infopro", "k": 4, "schedule": "simultaneous", "aux": "infopro", "split": "blocks:4"}
+    assert match(**kw, hparams={"loss_mode": "contrast"}, row_k=4)
+    assert not match(**kw, hparams={"loss_mode": "cross_entropy"}, row_k=4)
+    assert not match(**kw, hparams={"loss_mode": "contrast"}, row_k=8)
+    assert not match(**{**kw, "split": "balanced:4"}, hparams={"loss_mode": "contrast"}, row_k=4)
 
 
 def test_index_links_protocols_and_says_generated(results_dir: Path) -> None:
@@ -341,7 +507,7 @@ def test_output_is_deterministic(results_dir: Path) -> None:
     results, _ = lb.collect(results_dir)
     groups = lb.group_by_protocol(results)
     first = lb.render_protocol("cpu-cifar10", results), lb.render_index(groups)
-    shuffled = list(reversed(results))
+    shuffled = results.iloc[::-1].reset_index(drop=True)
     second = lb.render_protocol("cpu-cifar10", shuffled), lb.render_index(lb.group_by_protocol(shuffled))
     assert first == second
     assert not re.search(r"20\d\d-\d\d-\d\d", first[0] + first[1])  # no generation timestamp
@@ -352,31 +518,49 @@ def test_write_then_check_then_stale(results_dir: Path, tmp_path: Path) -> None:
     assert lb.check_leaderboards(results_dir, out) == [
         f"missing: {out / 'README.md'}",
         f"missing: {out / 'cpu-cifar10.md'}",
+        f"missing: {out / 'cpu-cifar10.pareto.csv'}",
+        f"missing: {out / 'cpu-cifar10.png'}",
     ]
     paths = lb.write_leaderboards(results_dir, out)
-    assert [p.name for p in paths] == ["README.md", "cpu-cifar10.md"]
+    assert [p.name for p in paths] == ["README.md", "cpu-cifar10.md", "cpu-cifar10.pareto.csv", "cpu-cifar10.png"]
     assert lb.check_leaderboards(results_dir, out) == []
+    assert "![top-1 against peak activation memory" in (out / "cpu-cifar10.md").read_text()
+    assert "(cpu-cifar10.png)" in (out / "cpu-cifar10.md").read_text()
 
-    # One result changes: its table and the index headline go stale.
+    # One result changes: its table, its figure's data and the index headline go stale.
     changed = make_result("infopro", 0, 90.0, module_top1=[40.0, 55.0, 70.0], activation_bytes=100 * MIB)
     save(results_dir, changed)
     assert lb.check_leaderboards(results_dir, out) == [
         f"stale: {out / 'README.md'}",
         f"stale: {out / 'cpu-cifar10.md'}",
+        f"stale: {out / 'cpu-cifar10.pareto.csv'}",
     ]
+    figure = (out / "cpu-cifar10.png").read_bytes()
     lb.write_leaderboards(results_dir, out)
     assert lb.check_leaderboards(results_dir, out) == []
+    assert (out / "cpu-cifar10.png").read_bytes() != figure  # redrawn from the new data
+
+    # A deleted figure is missing.
+    (out / "cpu-cifar10.png").unlink()
+    assert lb.check_leaderboards(results_dir, out) == [f"missing: {out / 'cpu-cifar10.png'}"]
 
 
 def test_extra_generated_tables_are_reported_and_removed(results_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "leaderboards"
     lb.write_leaderboards(results_dir, out)
     (out / "old-protocol.md").write_text(lb.GENERATED_MARKER + "\n\nold\n")
+    (out / "old-protocol.pareto.csv").write_text(lb.CSV_MARKER + "\nsource\n")
+    (out / "old-protocol.png").write_bytes(b"png")
     (out / "NOTES.md").write_text("hand-written, not generated\n")
-    assert lb.check_leaderboards(results_dir, out) == [f"extra: {out / 'old-protocol.md'}"]
+    (out / "mine.pareto.csv").write_text("source\nhand-made\n")
+    assert lb.check_leaderboards(results_dir, out) == [
+        f"extra: {out / 'old-protocol.md'}",
+        f"extra: {out / 'old-protocol.pareto.csv'}",
+    ]
     lb.write_leaderboards(results_dir, out)
     assert not (out / "old-protocol.md").exists()
-    assert (out / "NOTES.md").exists()
+    assert not (out / "old-protocol.pareto.csv").exists() and not (out / "old-protocol.png").exists()
+    assert (out / "NOTES.md").exists() and (out / "mine.pareto.csv").exists()
     assert lb.check_leaderboards(results_dir, out) == []
 
 
@@ -393,3 +577,105 @@ def test_empty_results_folder(tmp_path: Path) -> None:
     paths = lb.write_leaderboards(tmp_path / "results", tmp_path / "out")
     assert [p.name for p in paths] == ["README.md"]
     assert "No results yet." in paths[0].read_text()
+
+
+# ------------------------------------------------------------------------------ the committed tables, figures
+
+COMMITTED = REPO / "leaderboards" / "results"
+
+
+def test_committed_results_give_the_cells_a_plain_computation_gives() -> None:
+    """The pandas aggregation against an independent one (statistics.fmean/stdev over the JSON files), on every
+    committed result: same rows, same top-1, n, top-5, module top-1, memory, time and FLOPs cells."""
+    files = [json.loads(p.read_text()) for p in find_result_files(COMMITTED)]
+    if not files:
+        pytest.skip("no committed results")
+    results, warnings = lb.collect(COMMITTED)
+    assert warnings == []
+    for protocol, group in lb.group_by_protocol(results).items():
+        page = rows_by_method(lb.render_protocol(protocol, group))
+        mine = [f for f in files if (f["protocol"] or {}).get("name") == protocol and f["status"] == "ok"]
+        assert sorted(page) == sorted({f["method"]["name"] for f in mine})
+        sgd_act = statistics.fmean(f["metrics"]["peak_activation_bytes"] for f in mine if f["method"]["name"] == "sgd")
+        for method, row in page.items():
+            runs = [f["metrics"] for f in mine if f["method"]["name"] == method]
+            top1 = [m["test_top1"] for m in runs]
+            assert row["Top-1 (%)"].strip("*") == f"{statistics.fmean(top1):.2f} ± {statistics.stdev(top1):.2f}"
+            assert row["n"] == str(len(runs))
+            assert row["Top-5 (%)"] == f"{statistics.fmean(m['test_top5'] for m in runs):.2f}"
+            if runs[0]["module_top1"]:
+                modules = [statistics.fmean(col) for col in zip(*(m["module_top1"] for m in runs), strict=True)]
+                assert row["Module top-1 (%)"] == " / ".join(f"{v:.1f}" for v in modules)
+            act = statistics.fmean(m["peak_activation_bytes"] for m in runs)
+            assert row["Act. mem (MiB)"] == f"{act / MIB:.1f}"
+            assert row["vs sgd"] == f"{act / sgd_act:.2f}x"
+            assert row["Train time"] == lb.fmt_duration(statistics.fmean(m["train_seconds"] for m in runs))
+            assert row["Train FLOPs"] == lb.fmt_flops(statistics.fmean(m["train_flops"] for m in runs))
+
+
+def test_committed_leaderboards_are_up_to_date() -> None:
+    if not any(find_result_files(COMMITTED)):
+        pytest.skip("no committed results")
+    assert lb.check_leaderboards(COMMITTED, REPO / "leaderboards") == []
+
+
+def test_settings_that_differ_split_rows_and_duplicates() -> None:
+    """Two configurations of one method (a hyperparameter apart) are two rows, and the same seed of each is
+    not a duplicate of the other."""
+    runs = [
+        make_result("greedydib", 0, 50.0, schedule="sequential", hparams={"gamma": 0.01, "alpha": 1.01}),
+        make_result("greedydib", 1, 52.0, schedule="sequential", hparams={"gamma": 0.01, "alpha": 1.01}),
+        make_result("greedydib", 0, 40.0, schedule="sequential", hparams={"gamma": 0.1, "alpha": 1.01}),
+    ]
+    kept, warnings = lb.drop_duplicates(runs)
+    assert len(kept) == 3 and warnings == []
+    rows = table_rows(lb.render_protocol("cpu-cifar10", kept))
+    assert [(r["Settings"], r["Top-1 (%)"], r["n"]) for r in rows] == [
+        ("gamma=0.01", "**51.00 ± 1.41**", "2"),
+        ("gamma=0.1", "40.00 ± –", "1"),
+    ]
+    # Without a difference there is no Settings column (the committed tables have none).
+    assert "Settings" not in table_rows(lb.render_protocol("cpu-cifar10", runs[:2]))[0]
+
+
+def test_pareto_points_ours_and_published() -> None:
+    results = [
+        make_result("sgd", s, 93.0 + s, protocol="paper-cifar10-resnet110", arch="cifar_resnet110", k=4,
+                    split="blocks:4", activation_bytes=800 * MIB)
+        for s in (0, 1)
+    ] + [
+        make_result("dgl", 0, 90.0, protocol="paper-cifar10-resnet110", arch="cifar_resnet110", k=k,
+                    schedule="simultaneous", split=f"blocks:{k}", activation_bytes=a * MIB)
+        for k, a in ((4, 300), (8, 200))
+    ]
+    points = lb.pareto_points("paper-cifar10-resnet110", results)
+    ours = points[points["source"] == "ours"].set_index(["method", "k"])
+    assert ours.loc[("sgd", 4), "memory_ratio"] == 1.0
+    assert ours.loc[("sgd", 4), "top1_mean"] == 93.5 and math.isclose(ours.loc[("sgd", 4), "top1_std"], 0.5**0.5)
+    assert ours.loc[("dgl", 4), "memory_ratio"] == 0.375 and ours.loc[("dgl", 8), "memory_ratio"] == 0.25
+    published = points[points["source"] == "published"].set_index("label")
+    assert math.isclose(published.loc["E2E Training", "memory_ratio"], 1.0)
+    star = published[published["k"] == 2].iloc[0]
+    assert math.isclose(star["memory_ratio"], 5.38 / 9.40) and math.isclose(star["top1_mean"], 100 - 6.41)
+    assert star["method"] == "infopro" and star["top1_std"] == 0.13
+    assert set(published["k"].dropna()) == {2, 3, 4}
+    # The data file round-trips.
+    again = lb.read_pareto_csv(lb.pareto_csv("paper-cifar10-resnet110", points))
+    assert list(again["label"]) == list(points["label"])
+    assert again["memory_ratio"].round(4).tolist() == points["memory_ratio"].round(4).tolist()
+    # A protocol with no published memory has only our points; no sgd row, no point.
+    assert set(lb.pareto_points("cpu-cifar10", [make_result("sgd", 0)])["source"]) == {"ours"}
+    assert lb.pareto_points("cpu-cifar10", [make_result("dgl", 0)]).empty
+
+
+def test_write_is_stable_byte_for_byte(results_dir: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    lb.write_leaderboards(results_dir, a)
+    lb.write_leaderboards(results_dir, b)
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    mtime = os.stat(a / "cpu-cifar10.png").st_mtime_ns
+    lb.write_leaderboards(results_dir, a)  # unchanged: not rewritten
+    assert os.stat(a / "cpu-cifar10.png").st_mtime_ns == mtime

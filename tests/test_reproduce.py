@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.leaderboard import collect
+from bench.results import load
 from bench.runner import execute, resolve_config
 
 RESULTS = Path(__file__).resolve().parents[1] / "leaderboards" / "results"
@@ -20,15 +20,14 @@ RESULTS = Path(__file__).resolve().parents[1] / "leaderboards" / "results"
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["sgd", "greedydib"])
 def test_committed_cpu_cifar10_cell_reproduces(method, shared_data, tmp_path):
-    committed = [
-        r for r in collect(RESULTS)[0]
-        if r["protocol"] and r["protocol"]["name"] == "cpu-cifar10" and r["config"]["method"] == method
-        and r["config"]["seed"] == 0
-    ]
-    if not committed:
+    df = load(RESULTS)
+    rows = df[(df["protocol.name"] == "cpu-cifar10").fillna(False) & (df["config.method"] == method).fillna(False)
+              & (df["config.seed"] == 0).fillna(False)]
+    if rows.empty:
         pytest.skip(f"no committed cpu-cifar10 result for {method} seed 0")
+    committed = rows.iloc[0]
     cfg, m = resolve_config({"method": method, "seed": 0, "data_root": str(shared_data), "out": str(tmp_path)},
                             protocol="cpu-cifar10")
     result, _ = execute(cfg, m)
-    assert result["metrics"]["test_top1"] == pytest.approx(committed[0]["metrics"]["test_top1"], abs=3.0)
-    assert result["metrics"]["peak_activation_bytes"] == committed[0]["metrics"]["peak_activation_bytes"]
+    assert result["metrics"]["test_top1"] == pytest.approx(committed["metrics.test_top1"], abs=3.0)
+    assert result["metrics"]["peak_activation_bytes"] == committed["metrics.peak_activation_bytes"]
