@@ -96,6 +96,8 @@ class Cell:
     label: str
     settings: str
     """The grid values and split of this cell, for the status table."""
+    cfg: Any = None
+    """The resolved RunConfig of the cell."""
     state: str = "pending"
     top1: float | None = None
     message: str | None = None
@@ -281,7 +283,7 @@ def build_sweep(
                         continue
                     seen[run_dir] = where
                     settings = " ".join([*([f"split={split}"] if split else []), *grid_sets]) or "-"
-                    cells.append(Cell(spec, run_dir, f"{method} seed {seed}", settings))
+                    cells.append(Cell(spec, run_dir, f"{method} seed {seed}", settings, cfg))
     if not cells:
         raise ConfigError("the sweep has no cells")
     out = Path(flags.get("out") or "runs")

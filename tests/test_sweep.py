@@ -204,3 +204,25 @@ def test_sweep_file_with_per_method_axes_and_settings(tmp_path):
 def test_grid_values_split_outside_brackets():
     assert sw.parse_grid(["gamma=[0.1,0.2],[0.3,0.4]", "lr=0.1,0.05"]) == {
         "gamma": ["[0.1,0.2]", "[0.3,0.4]"], "lr": ["0.1", "0.05"]}
+
+
+@pytest.mark.parametrize("arch", ["32", "110"])
+def test_the_shipped_table2_sweep_covers_every_published_row_once(arch):
+    """sweeps/infopro-table2-*.toml: E2E once per seed, the 4 K values for each layer-wise row, 5 trials."""
+    from bench.references import PUBLISHED_ERRORS
+
+    path = Path(__file__).resolve().parents[1] / "sweeps" / f"infopro-table2-resnet{arch}.toml"
+    sweep = sw.build_sweep(sweep_file=path, flags={"out": "unused"})
+    assert len(sweep.cells) == 5 + 4 * 5 * 4  # sgd; greedy SL, DGL, InfoPro x 2 loss modes at 4 K
+    rows = [r for r in PUBLISHED_ERRORS if r.protocol == f"paper-cifar10-resnet{arch}" and r.harness is not None]
+    assert len(rows) >= 1 + 4 * 4
+    for row in rows:
+        h = row.harness
+        matching = [
+            c for c in sweep.cells
+            if c.cfg.method == h.method and (h.schedule is None or c.cfg.schedule == h.schedule)
+            and (h.aux is None or c.cfg.aux == h.aux)
+            and (row.k is None or c.cfg.split == h.split_for(row.k))
+            and all(c.cfg.hparams.get(key) == value for key, value in h.hparams)
+        ]
+        assert len(matching) == 5, (row.paper_label, row.k)  # 5 trials, as published
