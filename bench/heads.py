@@ -35,7 +35,9 @@ reproduced here, and the method files cite this block):
   ``networks/configs.py`` (module boundaries), ``train.py`` (defaults) and ``comand.sh`` / ``README.md`` (the
   published commands). Decoder: bilinear interpolation (align_corners=True) of the features to the image size;
   conv 3x3 (C -> 12, bias) -> BN -> ReLU -> conv 3x3 (12 -> 3, bias) -> Sigmoid; loss ``nn.BCELoss`` against
-  the *un-normalised* input image ``x * std + mean`` in [0, 1] (``_image_restore``). ``1c2f`` head: conv 3x3
+  the *un-normalised* input image ``x * std + mean`` in [0, 1] (``_image_restore``; BCELoss clamps each log
+  at -100). The network's init loop also re-initialises both auxiliary nets (convs Kaiming normal fan-out, BN
+  weight 1 bias 0; Linear layers keep PyTorch's defaults). ``1c2f`` head: conv 3x3
   (no bias) -> BN -> ReLU -> global average pool -> Linear(-> 128) -> ReLU -> Linear(-> out), where the conv
   is 16 -> 32 stride 2, 32 -> 64 stride 2, 64 -> 64 stride 1 (i.e. C < 64: 2C channels, stride 2; otherwise C
   channels, stride 1); ``out`` = num_classes for ``local_loss_mode='cross_entropy'``, 128 for ``'contrast'``
@@ -62,8 +64,10 @@ from torch import nn
 from bench.errors import ConfigError
 
 __all__ = [
+    "AUX_INITS",
     "HEADS",
     "INFOPRO_DEFAULTS",
+    "RECONSTRUCTION_LOSSES",
     "ConvAuxHead",
     "InfoProHead",
     "LinearHead",
@@ -75,6 +79,7 @@ __all__ = [
     "infopro_local_loss",
     "infopro_published_weights",
     "infopro_reconstruction_loss",
+    "init_like_authors",
     "linear_head",
     "mlp_sr_head",
     "supervised_contrastive_loss",
@@ -291,10 +296,11 @@ class InfoProHead(nn.Module):
     auxiliary_nets.py`` (``Decoder``, ``AuxClassifier`` with ``net_config='1c2f'``).
 
     * ``reconstruct(t)``: interpolate T to the image size (bilinear, align_corners=True, or nearest) ->
-      conv3x3 (C -> 12*widen, bias) -> BN -> ReLU -> conv3x3 (-> image channels, bias). Returns the *logits*:
-      the authors' decoder ends with a Sigmoid and uses ``nn.BCELoss``; :func:`infopro_reconstruction_loss`
-      applies ``binary_cross_entropy_with_logits``, the same function (BCELoss only clamps log at -100), which
-      is also safe under autocast. ``torch.sigmoid(head.reconstruct(t))`` is the authors' decoder output.
+      conv3x3 (C -> 12*widen, bias) -> BN -> ReLU -> conv3x3 (-> image channels, bias). Returns the *logits*;
+      ``torch.sigmoid(head.reconstruct(t))`` is the authors' decoder output (their decoder ends with a Sigmoid
+      and feeds ``nn.BCELoss``). :func:`infopro_reconstruction_loss` computes either the authors' loss
+      (sigmoid, then BCE with the log clamped at -100) or the exact binary cross-entropy of the logits; the two
+      differ where the sigmoid saturates in float32 (see there).
     * ``forward(t)``: class logits from a ``1c2f`` network with ``num_classes`` outputs.
     * ``project(t)`` (``loss_mode='contrast'`` only): the ``1c2f`` contrastive head with ``feature_dim``
       outputs, L2-normalised, as the authors feed it to ``SupConLoss``.
@@ -304,6 +310,9 @@ class InfoProHead(nn.Module):
     classifier. In ``'contrast'`` mode the authors have no classifier at all; ``forward`` is then an extra
     ``1c2f`` probe that :func:`infopro_local_loss` trains with CE on the *detached* features, so it never
     changes the module's training (a departure needed only to report the module's auxiliary accuracy).
+
+    Initialisation: PyTorch's defaults; :func:`init_like_authors` applies the authors' init loop (the InfoPro
+    method does, unless ``--set aux_init=pytorch``).
 
     Departures: the authors' ``1c2f`` exists for C in {16, 32, 64}; see :func:`_infopro_1c2f` for the general
     rule. The decoder interpolates to (H, W) of ``image_shape`` (the authors: a square ``image_size``).
@@ -369,6 +378,30 @@ infopro_head = InfoProHead
 """Builder name of the ``infopro`` head (the class itself: options ``image_shape``, ``loss_mode`` ('contrast'),
 ``feature_dim`` (128, ``--aux_net_feature_dim``), ``widen`` (1.0, ``--aux_net_widen``), ``decoder_width`` (12),
 ``interpolate_mode`` ('bilinear'), ``downsample`` (None: stride 2 and 2C channels in the conv iff C < 64))."""
+
+
+AUX_INITS = ("authors", "pytorch")
+"""Initialisations of InfoPro's auxiliary networks: the authors' init loop, or PyTorch's defaults."""
+
+
+@torch.no_grad()
+def init_like_authors(module: nn.Module) -> nn.Module:
+    """Re-initialise ``module`` (in place, and return it) as InfoPro's ``InfoProResNet.__init__`` does.
+
+    The authors' loop ``for m in self.modules()`` (``networks/resnet.py``) runs after the decoders and auxiliary
+    classifiers are registered on the network, so it covers them too: every ``Conv2d`` weight is drawn from
+    N(0, sqrt(2 / (k_h * k_w * out_channels))) (Kaiming normal, fan-out), every ``BatchNorm2d`` gets weight 1
+    and bias 0. Conv biases, ``Linear`` and ``BatchNorm1d`` layers keep PyTorch's defaults (the loop does not
+    touch them). Modules are visited in ``modules()`` order, as the authors' loop does.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            m.weight.normal_(0.0, math.sqrt(2.0 / n))
+        elif isinstance(m, nn.BatchNorm2d):
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+    return module
 
 
 # --- linear probe -------------------------------------------------------------------------------------------
@@ -449,6 +482,11 @@ def build_head(
 # --- InfoPro losses and weights -----------------------------------------------------------------------------
 
 
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or as it is when it is already float32 or float64 (losses of float64 models stay exact)."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 def _channel_stats(values, x: torch.Tensor, what: str) -> torch.Tensor:
     """Per-channel statistics as a (1, C, 1, 1) float32 tensor on ``x``'s device, checked for [0, 1] units."""
     on_accelerator = isinstance(values, torch.Tensor) and values.device.type != "cpu"
@@ -465,29 +503,51 @@ def _channel_stats(values, x: torch.Tensor, what: str) -> torch.Tensor:
     return stats
 
 
+RECONSTRUCTION_LOSSES = ("authors", "exact")
+"""Forms of InfoPro's reconstruction loss (see :func:`infopro_reconstruction_loss`)."""
+
+
 def infopro_reconstruction_loss(
-    head: InfoProHead, t: torch.Tensor, x_images_normalised: torch.Tensor, mean, std
+    head: InfoProHead, t: torch.Tensor, x_images_normalised: torch.Tensor, mean, std, *, mode: str = "authors"
 ) -> torch.Tensor:
     """InfoPro's reconstruction term (estimates I(h, x)): BCE of the decoded image vs the input in [0, 1].
 
     As ``InfoProResNet._image_restore`` + ``Decoder.forward`` (``networks/resnet.py``,
     ``networks/auxiliary_nets.py``): the target is the network input un-normalised, ``x * std + mean`` (per
     channel, [0, 1] units), and the loss is the mean binary cross-entropy over all pixels. The target is
-    clamped to [0, 1] (a no-op up to rounding for images that came from [0, 1]), and the loss is computed in
-    float32 from the decoder's logits.
+    clamped to [0, 1] (a no-op up to rounding for images that came from [0, 1]).
+
+    ``mode``:
+
+    * ``"authors"`` (default): ``sigmoid`` of the decoder's logits, then ``F.binary_cross_entropy`` -- exactly
+      the authors' ``nn.Sigmoid`` + ``nn.BCELoss``, which clamps each log at -100. Where a logit exceeds
+      about 17 (below about -88 for the other side), the float32 sigmoid is exactly 1 (0): the pixel then adds
+      ``100 * (1 - target)`` (``100 * target``) to the loss and passes no gradient back.
+    * ``"exact"``: ``binary_cross_entropy_with_logits``, the mathematically identical loss computed stably:
+      no clamp, and a saturated pixel still gets the gradient ``sigmoid(logit) - target``.
+
+    Both are computed in float32 (float64 for a float64 model) with autocast off (``binary_cross_entropy`` is
+    refused under autocast), so the loss is safe under bf16 mixed precision.
 
     Args:
         head: an :class:`InfoProHead`.
         t: the module's output T_k (with gradient).
         x_images_normalised: the (augmented) normalised input batch the module chain saw.
         mean, std: the per-channel normalisation statistics in [0, 1] units (sequence or tensor).
+        mode: ``"authors"`` or ``"exact"``.
     """
-    x = x_images_normalised.float()
+    if mode not in RECONSTRUCTION_LOSSES:
+        raise ConfigError(f"reconstruction_loss {mode!r} is not one of {', '.join(RECONSTRUCTION_LOSSES)}")
+    x = _at_least_float32(x_images_normalised)
     target = (x * _channel_stats(std, x, "std") + _channel_stats(mean, x, "mean")).clamp(0.0, 1.0)
-    logits = head.reconstruct(t).float()
+    logits = head.reconstruct(t)
     if logits.shape != target.shape:
         raise ValueError(f"decoder output {tuple(logits.shape)} != image batch {tuple(target.shape)}")
-    return F.binary_cross_entropy_with_logits(logits, target)
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        logits = _at_least_float32(logits)
+        if mode == "exact":
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.binary_cross_entropy(torch.sigmoid(logits), target)
 
 
 def supervised_contrastive_loss(
@@ -514,7 +574,7 @@ def supervised_contrastive_loss(
             before calling ``SupConLoss``).
         y: integer labels (N,).
     """
-    z = z.float()
+    z = _at_least_float32(z)
     if normalize:
         z = F.normalize(z, dim=1)
     n = z.shape[0]
@@ -567,24 +627,41 @@ def infopro_local_loss(
     lambda_ce: float,
     *,
     temperature: float = 0.07,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    reconstruction_loss: str = "authors",
+    defer: Callable[[Callable[[], tuple[torch.Tensor, torch.Tensor]]], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """InfoPro's local loss of one (non-last) module, and class logits for the accuracy: ``(loss, logits)``.
 
     ``loss = lambda_reconstruction * BCE(decoder) + lambda_ce * I(h,y)-term`` as in ``InfoProResNet.forward``,
     where the I(h, y) term is the supervised contrastive loss of ``head.project(t)``
     (``loss_mode='contrast'``) or CE of ``head(t)`` (``'cross_entropy'``). Both terms are always computed, as
-    in the authors' code (a zero weight multiplies them). In contrast mode the probe's CE on ``t.detach()`` is
-    added: it trains only the probe.
+    in the authors' code (a zero weight multiplies them). ``reconstruction_loss`` is the ``mode`` of
+    :func:`infopro_reconstruction_loss`.
+
+    In contrast mode the probe (``head(t.detach())`` trained with CE; it trains only the probe) is not part of
+    the authors' loss. With ``defer`` (the engine's ``LocalStep.defer``) it is handed over as
+    ``fn() -> (probe_loss, logits)``, to run after the module's backward, and the result is ``(loss, None)``:
+    ``loss`` is then exactly the authors' module loss. Without ``defer`` the probe's CE is added to the loss
+    and its logits returned.
     """
-    loss = lambda_reconstruction * infopro_reconstruction_loss(head, t, x_images_normalised, mean, std)
-    if head.loss_mode == "contrast":
-        loss = loss + lambda_ce * supervised_contrastive_loss(head.project(t), y, temperature)
-        logits = head(t.detach())
-        loss = loss + F.cross_entropy(logits, y)
-    else:
+    loss = lambda_reconstruction * infopro_reconstruction_loss(
+        head, t, x_images_normalised, mean, std, mode=reconstruction_loss
+    )
+    if head.loss_mode != "contrast":
         logits = head(t)
-        loss = loss + lambda_ce * F.cross_entropy(logits, y)
-    return loss, logits
+        return loss + lambda_ce * F.cross_entropy(logits, y), logits
+    loss = loss + lambda_ce * supervised_contrastive_loss(head.project(t), y, temperature)
+    features = t.detach()
+
+    def probe() -> tuple[torch.Tensor, torch.Tensor]:
+        logits = head(features)
+        return F.cross_entropy(logits, y), logits
+
+    if defer is not None:
+        defer(probe)
+        return loss, None
+    probe_loss, logits = probe()
+    return loss + probe_loss, logits
 
 
 INFOPRO_DEFAULTS: dict = {

@@ -105,9 +105,13 @@ def test_reconstruction_loss_is_bce_against_unnormalised_image():
     x = (images - mean) / std
     t = torch.randn(3, 8, 4, 4, requires_grad=True)
     loss = infopro_reconstruction_loss(head, t, x, CIFAR_MEAN, CIFAR_STD)
-    # the authors' decoder: Sigmoid, then nn.BCELoss against the un-normalised image
-    expected = F.binary_cross_entropy(torch.sigmoid(head.reconstruct(t)), images)
+    # the default is the authors' decoder: Sigmoid, then nn.BCELoss against the un-normalised image
+    expected = torch.nn.BCELoss()(torch.sigmoid(head.reconstruct(t)), images)
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    # "exact" is the cross-entropy of the logits (the same values off saturation; tests/test_parity.py: at it)
+    exact = infopro_reconstruction_loss(head, t, x, CIFAR_MEAN, CIFAR_STD, mode="exact")
+    torch.testing.assert_close(exact, F.binary_cross_entropy_with_logits(head.reconstruct(t), images),
+                               rtol=1e-5, atol=1e-6)
     loss.backward()
     assert t.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="0..255"):
@@ -184,13 +188,39 @@ def test_infopro_local_loss(loss_mode):
     assert t.grad is None or t.grad.abs().sum() == 0
 
 
-def test_infopro_local_loss_under_autocast():
+def test_infopro_probe_is_deferred_when_the_step_offers_it():
+    torch.manual_seed(0)
+    head = build_head("infopro", (16, 8, 8), 5, image_shape=(3, 16, 16))
+    t = torch.randn(8, 16, 8, 8, requires_grad=True)
+    x, y = torch.randn(8, 3, 16, 16).clamp(-1.5, 1.5), torch.arange(8) % 5
+    inline, logits = infopro_local_loss(head, t, x, y, CIFAR_MEAN, CIFAR_STD, 2.0, 0.5)
+    deferred = []
+    loss, none = infopro_local_loss(head, t, x, y, CIFAR_MEAN, CIFAR_STD, 2.0, 0.5, defer=deferred.append)
+    assert none is None and len(deferred) == 1
+    probe_loss, probe_logits = deferred[0]()
+    # the module's loss is the authors' (no probe); the probe's CE is what the inline form added
+    torch.testing.assert_close(loss + probe_loss, inline)
+    torch.testing.assert_close(probe_logits, logits)
+    probe_loss.backward()  # the probe trains only the probe
+    assert t.grad is None
+    assert all(p.grad is None for p in [*head.decoder.parameters(), *head.projector.parameters()])
+    assert all(p.grad is not None for p in head.classifier.parameters())
+    # cross-entropy mode has no probe: nothing is deferred
+    head = build_head("infopro", (16, 8, 8), 5, image_shape=(3, 16, 16), loss_mode="cross_entropy")
+    _, logits = infopro_local_loss(head, t, x, y, CIFAR_MEAN, CIFAR_STD, 2.0, 0.5, defer=deferred.append)
+    assert logits is not None and len(deferred) == 1
+
+
+@pytest.mark.parametrize("mode", ["authors", "exact"])
+def test_infopro_local_loss_under_autocast(mode):
     head = build_head("infopro", (16, 8, 8), 5, image_shape=(3, 16, 16))
     t = torch.randn(8, 16, 8, 8, requires_grad=True)
     x, y = torch.randn(8, 3, 16, 16).clamp(-1.5, 1.5), torch.arange(8) % 5
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, _ = infopro_local_loss(head, t, x, y, CIFAR_MEAN, CIFAR_STD, 5.0, 1.0)
+        loss, _ = infopro_local_loss(head, t, x, y, CIFAR_MEAN, CIFAR_STD, 5.0, 1.0, reconstruction_loss=mode)
     assert loss.dtype == torch.float32 and math.isfinite(loss.item())
+    loss.backward()
+    assert t.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("name", ["conv", "mlp_sr"])

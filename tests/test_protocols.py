@@ -34,8 +34,10 @@ def test_protocols_listed_with_their_recipes():
 def test_infopro_recipe_is_the_published_one():
     cfg, _ = resolve_config({"method": "infopro"}, protocol="paper-cifar10-resnet110")
     assert (cfg.arch, cfg.data, cfg.epochs, cfg.batch_size, cfg.lr) == ("cifar_resnet110", "cifar10", 160, 1024, 0.8)
-    assert (cfg.lr_schedule, cfg.nesterov, cfg.weight_decay, cfg.protocol) == ("cosine", True, 1e-4, "paper-cifar10-resnet110")
-    assert cfg.warmup_epochs > 0
+    assert (cfg.lr_schedule, cfg.nesterov, cfg.weight_decay, cfg.protocol) == ("infopro", True, 1e-4, "paper-cifar10-resnet110")
+    # the authors' recipe, every departure a named setting with the authors' value (docs/baselines.md)
+    assert (cfg.crop_padding_mode, cfg.eval_every, cfg.last_head) == ("reflect", 1, "backbone")
+    assert cfg.hparams["reconstruction_loss"] == "authors" and cfg.hparams["aux_init"] == "authors"
 
 
 def test_flags_and_set_override_the_protocol():
