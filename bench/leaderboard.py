@@ -467,6 +467,24 @@ def render_protocol(
             "Ad-hoc runs, made outside any protocol: settings differ from run to run; compare with care.",
             "",
         ]
+    if not len(df):  # a protocol with published numbers and no run of ours yet
+        from bench.protocols import PROTOCOLS as _PROTOCOLS
+
+        protocol = _PROTOCOLS.get(name)
+        sweep_file = Path(__file__).resolve().parents[1] / "sweeps" / f"infopro-table2-{name.rsplit('-', 1)[-1]}.toml"
+        out += [
+            f"- Protocol version: {protocol.version if protocol else 'unknown'}"
+            + (f" ({protocol.description})" if protocol else ""),
+            "- No result of ours yet: this recipe needs a GPU"
+            + (f"; the whole grid is `bench sweep --file sweeps/{sweep_file.name}` (README, Sweeps)."
+               if sweep_file.exists() else "."),
+            "",
+            "## Results",
+            "",
+            "No completed (status ok) runs yet.",
+        ]
+        reference = render_reference(name, df)
+        return "\n".join([*out, *(["", reference] if reference else [])]).rstrip() + "\n"
     devices = [_device(*v) for v in zip(df["env.device"], df["env.device_name"], df["env.threads"], strict=True)]
     out += [
         f"- Protocol version(s): {_join(_sorted_unique(df['protocol.version']))}",
@@ -863,7 +881,11 @@ def _build(
     for message in warnings:
         if on_warning is not None:
             on_warning(message)
-    groups = group_by_protocol(results, include_adhoc=include_adhoc)
+    groups = dict(group_by_protocol(results, include_adhoc=include_adhoc))
+    for name in references.PROTOCOL_ARCHITECTURES:  # published numbers get their page before any run of ours
+        if name not in groups and references.has_references(name):
+            groups[name] = results.iloc[0:0]
+    groups = dict(sorted(groups.items()))
     files: dict[str, str] = {}
     figures: dict[str, tuple[str, str]] = {}
     for name, group in groups.items():

@@ -679,3 +679,14 @@ def test_write_is_stable_byte_for_byte(results_dir: Path, tmp_path: Path) -> Non
     mtime = os.stat(a / "cpu-cifar10.png").st_mtime_ns
     lb.write_leaderboards(results_dir, a)  # unchanged: not rewritten
     assert os.stat(a / "cpu-cifar10.png").st_mtime_ns == mtime
+
+
+def test_paper_protocols_get_their_published_page_before_any_run(tmp_path):
+    """Table 2 and 3 are rendered with their source even when no result of ours exists yet."""
+    (tmp_path / "results").mkdir()
+    files = lb.build_leaderboards(tmp_path / "results")
+    page = files["paper-cifar10-resnet110.md"]
+    assert "No result of ours yet" in page and "6.50 ± 0.34" in page and "9.40" in page
+    assert "Table 2" in page and "Table 3" in page and "infopro-table2-resnet110.toml" in page
+    assert "7.37 ± 0.10" in files["paper-cifar10-resnet32.md"]
+    assert "cpu-cifar10.md" not in files  # protocols without published numbers get no empty page
