@@ -515,14 +515,18 @@ def test_output_is_deterministic(results_dir: Path) -> None:
 
 def test_write_then_check_then_stale(results_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "leaderboards"
+    paper = [f"paper-cifar10-resnet{n}{ext}" for n in ("110", "32") for ext in (".md", ".pareto.csv", ".png")
+             if ext == ".md" or n == "110"]  # published pages; only ResNet-110 has published memory to plot
     assert lb.check_leaderboards(results_dir, out) == [
         f"missing: {out / 'README.md'}",
         f"missing: {out / 'cpu-cifar10.md'}",
         f"missing: {out / 'cpu-cifar10.pareto.csv'}",
         f"missing: {out / 'cpu-cifar10.png'}",
+        *(f"missing: {out / name}" for name in paper),
     ]
     paths = lb.write_leaderboards(results_dir, out)
-    assert [p.name for p in paths] == ["README.md", "cpu-cifar10.md", "cpu-cifar10.pareto.csv", "cpu-cifar10.png"]
+    assert [p.name for p in paths] == ["README.md", "cpu-cifar10.md", "cpu-cifar10.pareto.csv", "cpu-cifar10.png",
+                                       *paper]
     assert lb.check_leaderboards(results_dir, out) == []
     assert "![top-1 against peak activation memory" in (out / "cpu-cifar10.md").read_text()
     assert "(cpu-cifar10.png)" in (out / "cpu-cifar10.md").read_text()
@@ -575,8 +579,9 @@ def test_warnings_reach_the_callback(results_dir: Path, tmp_path: Path) -> None:
 def test_empty_results_folder(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     paths = lb.write_leaderboards(tmp_path / "results", tmp_path / "out")
-    assert [p.name for p in paths] == ["README.md"]
-    assert "No results yet." in paths[0].read_text()
+    assert [p.name for p in paths if not p.name.startswith("paper-")] == ["README.md"]
+    index = paths[0].read_text()
+    assert "cpu-cifar10" not in index and "[paper-cifar10-resnet32](paper-cifar10-resnet32.md)" in index
 
 
 # ------------------------------------------------------------------------------ the committed tables, figures
