@@ -21,6 +21,8 @@ LR_SCHEDULES = ("cosine", "step", "constant", "infopro")
 PADDING_MODES = ("zeros", "reflect")
 LAST_HEADS = ("backbone", "aux")
 DEVICES = ("auto", "cpu", "cuda")
+AUTO = "auto"
+"""The value of a tri-state setting (``amp``, ``channels_last``) that the run resolves from the hardware."""
 
 
 @dataclass
@@ -65,14 +67,25 @@ class RunConfig:
     """Classifier of the last local module: the backbone's own (GAP + linear) or ``aux``, a head of the method's
     auxiliary type (layerCNN and DGL classify with their auxiliary network at the top too)."""
     eval_every: int = 0
-    """Evaluate on the test set every N epochs (0: only at the end). Gives the per-epoch curve in ``history`` and
-    ``metrics.test_top1_best``, the statistic some papers report (best epoch); the headline stays the last epoch."""
+    """Evaluate on the validation and test sets every N epochs (0: only at the end). Gives the per-epoch curves in
+    ``history``, ``metrics.val_top1_best`` (with its epoch and the test top-1 at that epoch: early stopping chosen
+    on validation) and ``metrics.test_top1_best``, the statistic some papers report (best epoch on test, not a
+    selection); the headline stays the last epoch."""
+    val_split: float = 0.1
+    """Fraction of the training set held out for validation (0: none): whole tracks on GTSRB, the last images of
+    the training files elsewhere (``bench.data.base.validation_split``). Training uses only the rest;
+    ``max_train_samples`` applies to the rest."""
     seed: int = 0
     device: str = "auto"
-    amp: bool = False
-    """Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU."""
+    amp: bool | str = AUTO
+    """Mixed precision: bfloat16 autocast of training and evaluation, on CPU and CUDA (true | false | auto).
+    ``auto`` = on where the hardware has native bfloat16 (CUDA GPUs with bf16; CPUs with AMX or AVX512-BF16);
+    the run records the resolved value. The information estimators stay in float32/64 (``bench.precision``)."""
+    channels_last: bool | str = AUTO
+    """Channels-last memory format for the network and its input batches (true | false | auto). ``auto`` = on
+    when ``amp`` is on (the layout the bfloat16 convolution kernels prefer); the run records the resolved value."""
     max_train_samples: int | None = None
-    """Train on the first N training images only."""
+    """Train on the first N training images only (of those left after the validation split)."""
     max_test_samples: int | None = None
     """Evaluate on the first N test images only (quick checks; leaderboard protocols leave it unset)."""
     max_steps: int | None = None
@@ -109,6 +122,13 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         return coerce(value, inner[0], key)
     if tp is Any:
         return parse_literal(value) if isinstance(value, str) else value
+    if set(args) == {bool, str}:  # tri-state: true | false | auto
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            return AUTO
+        try:
+            return coerce(value, bool, key)
+        except ConfigError:
+            raise ConfigError(f"{key}: expected true, false or auto, got {value!r}") from None
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -262,6 +282,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"crop_padding must be >= 0, got {cfg.crop_padding}")
     if cfg.last_head not in LAST_HEADS:
         raise ConfigError(f"last_head {cfg.last_head!r} is not one of {', '.join(LAST_HEADS)}")
+    for key in ("amp", "channels_last"):
+        value = getattr(cfg, key)
+        if not (isinstance(value, bool) or value == AUTO):
+            raise ConfigError(f"{key}: expected true, false or auto, got {value!r}")
+    if isinstance(cfg.val_split, bool) or not 0.0 <= cfg.val_split < 1.0:
+        raise ConfigError(f"val_split must be a fraction in [0, 1) (0: no validation split), got {cfg.val_split}")
     if cfg.eval_every < 0:
         raise ConfigError(f"eval_every must be >= 0, got {cfg.eval_every}")
     if cfg.step_every_epochs < 0:

@@ -8,6 +8,10 @@ only one module (and its head) are alive at a time. Methods differ only in the h
 - ``sequential``: train module 1 with its head for ``epochs`` epochs, freeze it (eval mode, no grad, optimizer state
   dropped), then module 2 on top of the frozen prefix, and so on; the last module uses the network's own classifier.
 - ``simultaneous`` (decoupled): every batch goes through all modules; each steps on its own local loss.
+
+Precision (``bench.precision``): under ``amp`` every forward pass and local loss runs in bfloat16 autocast
+(parameters and optimizer state stay float32), on CPU as on CUDA; under ``channels_last`` the network, the heads and
+the input batches use the channels-last memory format. Evaluations run under the same autocast.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import precision
 from bench.errors import ConfigError, DivergedError
-from bench.evaluate import evaluate
+from bench.evaluate import evaluate_all
 from bench.heads import build_head
 from bench.method import RunContext, TrainOutcome
 
@@ -168,12 +173,12 @@ def build_units(
         make_head = configured_heads(run)
     if run.cfg.last_head == "aux":
         last = (make_last_head or make_head)(net.num_modules - 1, net.feature_shapes[-1]).to(run.device)
-        net.head = last
+        net.head = last.to(memory_format=_memory_format(run))
     units = []
     for k, stage in enumerate(net.stages):
         is_last = k == net.num_modules - 1
         head = net.head if is_last else make_head(k, net.feature_shapes[k]).to(run.device)
-        units.append(Unit(stage, head))
+        units.append(Unit(stage, head.to(memory_format=_memory_format(run))))
     return units
 
 
@@ -217,11 +222,28 @@ class _LossMonitor:
 
 def autocast(run: RunContext):
     """bfloat16 autocast when ``cfg.amp`` is on (see :func:`amp_enabled`), a no-op context otherwise."""
-    return torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=amp_enabled(run))
+    return precision.autocast(run.device, amp_enabled(run))
 
 
 def amp_enabled(run: RunContext) -> bool:
-    return bool(run.cfg.amp) and run.device.type == "cuda"
+    """``cfg.amp`` as it runs on the run's device (``auto``: on where bfloat16 is native, CPU or CUDA)."""
+    return precision.resolve_amp(run.cfg.amp, run.device)
+
+
+def channels_last_enabled(run: RunContext) -> bool:
+    """``cfg.channels_last`` as it runs (``auto``: on when :func:`amp_enabled`)."""
+    return precision.resolve_channels_last(run.cfg.channels_last, amp_enabled(run))
+
+
+def _memory_format(run: RunContext) -> torch.memory_format:
+    return precision.memory_format(channels_last_enabled(run))
+
+
+def apply_memory_format(run: RunContext) -> None:
+    """Put the network's parameters and the data's batches in the run's memory format (idempotent)."""
+    fmt = _memory_format(run)
+    run.net.to(memory_format=fmt)
+    run.data.memory_format = fmt
 
 
 def _local_step(run: RunContext, units: list[Unit], k: int, x, y, inputs, loss_fn: LocalLoss, monitor, where):
@@ -248,7 +270,9 @@ def _local_step(run: RunContext, units: list[Unit], k: int, x, y, inputs, loss_f
 
 
 class _History:
-    """Per-epoch records of a run (the result's ``history``) and the per-epoch evaluations (``test_top1_best``)."""
+    """Per-epoch records of a run (the result's ``history``) and what the per-epoch evaluations give:
+    ``val_top1_best`` (with its epoch and ``test_top1_at_val_best``, the test top-1 of that epoch: early stopping
+    chosen on validation only) and ``test_top1_best`` (best epoch on test, a statistic some papers report)."""
 
     def __init__(self, run: RunContext, units: list[Unit], heads) -> None:
         self.run = run
@@ -256,7 +280,9 @@ class _History:
         self.heads = heads
         self.records: list[dict[str, Any]] = []
         self.best: tuple[float, int] | None = None
-        """(best top-1 of the network's own classifier over per-epoch evaluations, its epoch)."""
+        """(best test top-1 of the network's own classifier over per-epoch evaluations, its epoch)."""
+        self.best_val: tuple[float, int, float] | None = None
+        """(best validation top-1 of the network's own classifier, its epoch, the test top-1 at that epoch)."""
 
     def _should_evaluate(self, epoch: int) -> bool:
         every = self.run.cfg.eval_every
@@ -268,30 +294,42 @@ class _History:
         the units that trained this epoch (their train mode is restored after an evaluation)."""
         evaluation = None
         if self._should_evaluate(epoch):
-            evaluation = evaluate(self.run.net, self.run.data, batch_size=self.run.cfg.eval_batch_size,
-                                  aux_heads=self.heads)
+            evaluation = evaluate_all(self.run.net, self.run.data, batch_size=self.run.cfg.eval_batch_size,
+                                      aux_heads=self.heads, amp=amp_enabled(self.run))
             for i in trained:
                 self.units[i].train()
-            if network_trained and (self.best is None or evaluation["test_top1"] > self.best[0]):
-                self.best = (evaluation["test_top1"], epoch + 1)
+            if network_trained:
+                test, val = evaluation["test_top1"], evaluation.get("val_top1")
+                if self.best is None or test > self.best[0]:
+                    self.best = (test, epoch + 1)
+                if val is not None and (self.best_val is None or val > self.best_val[0]):
+                    self.best_val = (val, epoch + 1, test)
         for module, mon in monitors.items():
             info = mon.info()
-            test_top1 = None
+            test_top1 = val_top1 = None
             if evaluation is not None:
-                if module is None or module == len(self.units) - 1:
-                    test_top1 = evaluation["test_top1"]
-                elif evaluation["module_top1"] is not None:
-                    test_top1 = evaluation["module_top1"][module]
+                test_top1 = self._module_value(evaluation, "test_top1", "module_top1", module)
+                val_top1 = self._module_value(evaluation, "val_top1", "module_val_top1", module)
             self.records.append({
                 "phase": phase, "module": module, "epoch": epoch + 1,
                 "train_loss": round(info["loss"], 6), "train_acc": round(info["acc"], 3),
-                "val_top1": None, "test_top1": test_top1,
+                "val_top1": val_top1, "test_top1": test_top1,
             })
 
+    def _module_value(self, evaluation: dict, network_key: str, module_key: str, module: int | None):
+        if module is None or module == len(self.units) - 1:
+            return evaluation.get(network_key)
+        per_module = evaluation.get(module_key)
+        return None if per_module is None else per_module[module]
+
     def metrics(self) -> dict[str, Any]:
-        if self.best is None:
-            return {}
-        return {"test_top1_best": self.best[0], "test_top1_best_epoch": self.best[1]}
+        out: dict[str, Any] = {}
+        if self.best is not None:
+            out.update(test_top1_best=self.best[0], test_top1_best_epoch=self.best[1])
+        if self.best_val is not None:
+            out.update(val_top1_best=self.best_val[0], val_top1_best_epoch=self.best_val[1],
+                       test_top1_at_val_best=self.best_val[2])
+        return out
 
 
 def train_local(
@@ -308,6 +346,7 @@ def train_local(
     (:func:`configured_heads`). ``local_loss`` defaults to cross-entropy of the head's logits.
     """
     cfg = run.cfg
+    apply_memory_format(run)
     units = build_units(run, make_head, make_last_head)
     for unit in units:
         run.meter.exclude(unit.parameters())

@@ -15,10 +15,11 @@ import torch
 
 import bench
 from bench import config as config_mod
+from bench import precision
 from bench.config import RunConfig
 from bench.data.loader import DeviceData
 from bench.errors import BenchError, ConfigError, DatasetError, DivergedError
-from bench.evaluate import evaluate
+from bench.evaluate import evaluate_all
 from bench.measure import Meter
 from bench.method import Method, Progress, RunContext, SilentProgress
 from bench.registry import ARCHITECTURES, DATASETS, METHODS, PROTOCOLS
@@ -32,7 +33,8 @@ def resolve_config(
     config_file: str | Path | None = None,
     protocol: str | None = None,
 ) -> tuple[RunConfig, Method]:
-    """defaults < protocol < config file < CLI flags < ``--set``; then method hyperparameters are validated."""
+    """defaults < protocol < config file < CLI flags < ``--set``; then method hyperparameters are validated, and
+    ``amp`` / ``channels_last`` set to ``auto`` are resolved for the run's device (the config records what runs)."""
     cfg = RunConfig()
     file_values = config_mod.load_config_file(config_file) if config_file else {}
     protocol = protocol or (flags or {}).get("protocol") or file_values.get("protocol")
@@ -78,7 +80,22 @@ def resolve_config(
     if cfg.aux is None:
         cfg.aux = getattr(method, "default_aux", None)
     config_mod.validate(cfg)
+    resolve_precision(cfg)
     return cfg, method
+
+
+def resolve_precision(cfg: RunConfig) -> RunConfig:
+    """Replace ``auto`` in ``cfg.amp`` and ``cfg.channels_last`` by what runs on ``cfg.device`` (in place).
+
+    A device that is not available here (``--device cuda`` without a GPU) leaves them as they are: the run itself
+    reports the missing device."""
+    try:
+        device = resolve_device(cfg.device)
+    except ConfigError:
+        return cfg
+    cfg.amp = precision.resolve_amp(cfg.amp, device)
+    cfg.channels_last = precision.resolve_channels_last(cfg.channels_last, cfg.amp)
+    return cfg
 
 
 def _check_method(method: Any, name: str) -> None:
@@ -115,6 +132,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device_name": device_name,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
+        "bf16_native": precision.bf16_native(device),
         "git_commit": git_commit(),
         "platform": platform.platform(),
     }
@@ -206,9 +224,12 @@ def execute(
     generator = seed_everything(cfg.seed)
     dataset = load_data(cfg)
     torch.manual_seed(cfg.seed)  # the network's initialisation does not depend on how the data was made
-    net = build_network(cfg, dataset.num_classes, dataset.image_size).to(device)
+    amp = precision.resolve_amp(cfg.amp, device)
+    fmt = precision.memory_format(precision.resolve_channels_last(cfg.channels_last, amp))
+    net = build_network(cfg, dataset.num_classes, dataset.image_size).to(device, memory_format=fmt)
     data = DeviceData(dataset, device, crop_padding=cfg.crop_padding, padding_mode=cfg.crop_padding_mode,
-                      max_train_samples=cfg.max_train_samples, max_test_samples=cfg.max_test_samples)
+                      val_split=cfg.val_split, max_train_samples=cfg.max_train_samples,
+                      max_test_samples=cfg.max_test_samples, memory_format=fmt)
     meter = Meter(device, exclude_params=list(net.parameters()))
     run = RunContext(cfg, net, data, device, meter, generator, progress or SilentProgress(), list(epoch_hooks or []))
     if on_start is not None:
@@ -223,7 +244,7 @@ def execute(
         "config": cfg.to_dict(),
         "protocol": _protocol_record(cfg.protocol),
         "method": {**identity, "description": method.description},
-        "dataset": {**dataset.summary(), "train_size_used": data.train_size},
+        "dataset": {**dataset.summary(), "train_size_used": data.train_size, **data.validation_summary()},
         "architecture": {
             "name": cfg.arch,
             "split": cfg.split,
@@ -239,7 +260,7 @@ def execute(
     }
     try:
         outcome = method.train(run)
-        metrics = evaluate(net, data, batch_size=cfg.eval_batch_size, aux_heads=outcome.aux_heads)
+        metrics = evaluate_all(net, data, batch_size=cfg.eval_batch_size, aux_heads=outcome.aux_heads, amp=amp)
         metrics.update(meter.metrics())
         metrics["final_train_loss"] = outcome.final_train_loss
         metrics["epochs_completed"] = outcome.epochs_completed

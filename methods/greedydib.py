@@ -22,7 +22,11 @@ Hyperparameters (``--set key=value``; all recorded in the result file):
     gamma        weight of the DIB term: one value, or a list with one value per module.
     alpha        order of the Renyi entropy (default 1.01, the predecessor code's; 2 uses the closed form
                  S_2(A) = -log2 ||A||_F^2 with no eigendecomposition).
-    width        kernel-width rule: "median" (of pairwise distances), "knn", "silverman", or a number.
+    width        kernel-width rule: "median" (of pairwise distances), "knn", "silverman", "dib", or a number.
+                 "dib" is the rule of the DIB reference code (github.com/yuxi120407/DIB, main.py): the mean
+                 distance of each sample to the batch's first 10 samples, m, in their kernel exp(-d^2 / m); with
+                 detach_width=true it is their recipe (they compute m without gradient). See
+                 ``bench.info.kernel_width``.
     detach_width hold the width out of the gradient. Off by default, and it must stay off for training: with a
                  detached width, shrinking every feature lowers the entropy for free and training collapses
                  (measured on cpu-cifar10: gamma 0.5 -> 10.0%, chance, against 26.6% with the width attached;
@@ -36,6 +40,8 @@ With gamma = 0 the method is greedy_ce exactly (same seed, same numbers): the te
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -57,11 +63,22 @@ def gamma_for(gamma, k: int, num_modules: int) -> float:
 
 
 def parse_width(width):
-    """A width rule name, or a fixed kernel width given as a number (also as text from ``--set``)."""
+    """A width rule name, or a fixed kernel width given as a number (also as text from ``--set``).
+
+    Raises ConfigError for anything else (an unknown rule, a non-positive or non-finite number)."""
+    if isinstance(width, bool):
+        raise ConfigError(f"width must be one of {', '.join(info.WIDTH_RULES)} or a positive number, not {width!r}")
     try:
-        return float(width)
+        value = float(width)
     except (TypeError, ValueError):
+        if width not in info.WIDTH_RULES:
+            raise ConfigError(
+                f"width {width!r} is not one of {', '.join(info.WIDTH_RULES)} or a positive number"
+            ) from None
         return width
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"a fixed kernel width must be a positive number, got {width!r}")
+    return value
 
 
 def dib_regularizer(step: LocalStep, hp: dict) -> torch.Tensor:
@@ -98,6 +115,7 @@ class GreedyDIB:
             raise ConfigError(f"regularizer {hp['regularizer']!r} is not one of {', '.join(REGULARIZERS)}")
         if not hp["alpha"] > 0:
             raise ConfigError(f"alpha must be positive, got {hp['alpha']}")
+        parse_width(hp["width"])
         num_modules = run.net.num_modules
         gammas = [gamma_for(hp["gamma"], k, num_modules) for k in range(num_modules)]
         if any(g < 0 for g in gammas):

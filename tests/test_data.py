@@ -16,8 +16,10 @@ from PIL import Image
 from bench.data import BUILTIN_DATASETS, load_dataset
 from bench.data import cifar as cifar_mod
 from bench.data import gtsrb as gtsrb_mod
+from bench.data.base import ImageDataset, validation_split
 from bench.data.cifar import load_cifar10, load_cifar100
-from bench.data.gtsrb import load_gtsrb
+from bench.data.gtsrb import load_gtsrb, track_of
+from bench.data.loader import DeviceData
 from bench.data.signs import SIGNS_VERSION, generate_signs, load_signs
 from bench.errors import ConfigError, DatasetError, UnknownNameError
 
@@ -302,6 +304,9 @@ def test_gtsrb_reads_pixels_labels_and_scaled_boxes(tmp_path: Path) -> None:
     assert ds.train_boxes.dtype == torch.float32 and ds.train_boxes.shape == (5, 4)
     assert ds.num_classes == 43 and len(ds.class_names) == 43 and ds.class_names[14] == "Stop"
     assert not ds.hflip and ds.is_subset
+    assert ds.train_groups.tolist() == [0, 0, 0, 1, 1]  # TTTTT of TTTTT_FFFFF.ppm
+    cached = load_gtsrb(tmp_path / "data", cache_dir=tmp_path / "cache")  # the cache keeps the tracks
+    assert torch.equal(cached.train_groups, ds.train_groups)
     expected_mean = ds.train_images.double().mean(dim=(0, 2, 3)) / 255
     assert np.allclose(ds.mean, expected_mean.numpy())
 
@@ -428,9 +433,14 @@ def test_real_cifar100_format_sample(shared_data: Path) -> None:
     assert len(ds.test_labels) == 20 and len(ds.train_labels) == 0 and ds.is_subset
 
 
-def test_real_gtsrb_is_the_complete_benchmark(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture(scope="module")
+def real_gtsrb(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> ImageDataset:
+    return load_gtsrb(shared_data, cache_dir=tmp_path_factory.mktemp("gtsrb_cache"))
+
+
+def test_real_gtsrb_is_the_complete_benchmark(real_gtsrb: ImageDataset) -> None:
     """../shared/data/gtsrb holds the complete official GTSRB at 32x32: recognised as complete, not a subset."""
-    ds = load_gtsrb(shared_data, cache_dir=tmp_path_factory.mktemp("gtsrb_cache"))
+    ds = real_gtsrb
     assert len(ds.train_labels) == 39209 and len(ds.test_labels) == 12630 and not ds.is_subset
     counts = ds.train_labels.bincount(minlength=43)
     assert int(counts.min()) == 210 and int(counts.max()) == 2250  # the official class imbalance
@@ -501,3 +511,91 @@ def test_signs_learnable_by_nearest_class_mean() -> None:
     means = torch.stack([x[ds.train_labels == c].mean(0) for c in range(10)])
     acc = (torch.cdist(xt, means).argmin(1) == ds.test_labels).float().mean().item()
     assert acc > 0.2, acc  # chance is 0.1; about 0.3 measured: learnable, far from trivial
+
+
+def test_real_gtsrb_validation_holds_out_whole_tracks(real_gtsrb: ImageDataset) -> None:
+    """About 10% of the tracks of every class are held out; no track has frames on both sides."""
+    ds = real_gtsrb
+    pairs = ds.train_labels * 100_000 + ds.train_groups  # (class, track)
+    assert int(pairs.unique().numel()) == 1307  # 39,209 images in tracks of 30 frames (one of 29)
+    split = validation_split(ds, 0.1)
+    train, val = set(pairs[split.train_indices].tolist()), set(pairs[split.val_indices].tolist())
+    assert not train & val
+    assert len(val) == sum(
+        max(1, round(0.1 * len(set(pairs[ds.train_labels == c].tolist())))) for c in range(43)
+    )
+    assert 0.09 < split.val_indices.numel() / len(ds.train_labels) < 0.12
+    assert ds.train_labels[split.val_indices].unique().numel() == 43  # every class is validated
+    assert ds.train_labels[split.train_indices].unique().numel() == 43  # and still trains
+    assert split.digest == validation_split(ds, 0.1).digest  # fixed
+
+
+# ------------------------------------------------------------------------------------------- validation split
+def _dataset(labels: list[int], groups: list[int] | None = None, n_test: int = 4) -> ImageDataset:
+    n = len(labels)
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 4, 4).contiguous()
+    return ImageDataset(
+        "toy", 10, images, torch.tensor(labels), torch.zeros(n_test, 3, 4, 4, dtype=torch.uint8),
+        torch.zeros(n_test, dtype=torch.int64), (0.5,) * 3, (0.25,) * 3, hflip=False,
+        train_groups=None if groups is None else torch.tensor(groups),
+    )
+
+
+def test_validation_split_without_groups_is_the_last_slice() -> None:
+    ds = _dataset([i % 3 for i in range(50)])
+    split = validation_split(ds, 0.1)
+    assert split.val_indices.tolist() == list(range(45, 50)) and split.train_indices.tolist() == list(range(45))
+    assert split.summary() == {"val_split": 0.1, "val_size": 5, "val_rule": "the last 5 of the 50 training images",
+                               "val_digest": split.digest}
+    assert validation_split(ds, 0.001).val_indices.tolist() == [49]  # at least one image
+    none = validation_split(ds, 0.0)
+    assert none.val_indices.numel() == 0 and none.train_indices.numel() == 50 and none.rule == "none"
+    assert split.digest != validation_split(ds, 0.2).digest
+    for bad in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(ConfigError, match="val_split"):
+            validation_split(ds, bad)
+
+
+def test_validation_split_with_groups_holds_out_whole_groups_per_class() -> None:
+    # class 0: 10 groups of 3 images; class 1: 4 groups of 2; class 2: a single group of 5 images
+    labels = [0] * 30 + [1] * 8 + [2] * 5
+    groups = [i // 3 for i in range(30)] + [i // 2 for i in range(8)] + [7] * 5
+    ds = _dataset(labels, groups)
+    split = validation_split(ds, 0.2)
+    val = split.val_indices.tolist()
+    key = list(zip(labels, groups, strict=True))
+    held = {key[i] for i in val}
+    assert {key[i] for i in split.train_indices.tolist()}.isdisjoint(held)
+    assert sum(1 for c, _ in held if c == 0) == 2  # round(0.2 * 10)
+    assert sum(1 for c, _ in held if c == 1) == 1  # round(0.8) = 1
+    assert (2, 7) not in held  # a class's only group keeps training
+    assert len(val) == 2 * 3 + 2 and sorted(val) == val
+    assert "3 of 15 groups, 8 of 43 images" in split.rule
+    # the choice is fixed, and one class's choice does not depend on the others
+    assert validation_split(ds, 0.2).val_indices.tolist() == val
+    only_class_0 = _dataset(labels[:30], groups[:30])
+    assert validation_split(only_class_0, 0.2).val_indices.tolist() == [i for i in val if i < 30]
+
+
+def test_device_data_trains_on_the_rest_and_validates_on_the_held_out_images() -> None:
+    ds = _dataset([i % 3 for i in range(40)])
+    data = DeviceData(ds, "cpu", val_split=0.25, max_train_samples=20)
+    assert (data.train_size, data.val_size) == (20, 10)
+    assert data.train_images[:, 0, 0, 0].tolist() == list(range(20))  # max_train_samples cuts the rest
+    assert data.val_images[:, 0, 0, 0].tolist() == list(range(30, 40))
+    batches = list(data.val_batches(4))
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    x = torch.cat([b for b, _ in batches])
+    assert torch.allclose(x, data.normalize(data.val_images))  # not augmented
+    seen = torch.cat([data.denormalize(xb)[:, 0, 2, 2] for xb, _ in data.train_batches(8, torch.Generator())])
+    assert seen.mul(255).round().max() < 30  # no held-out image is ever a training batch
+    assert DeviceData(ds, "cpu").val_size == 0 and list(DeviceData(ds, "cpu").val_batches(4)) == []
+    cl = DeviceData(ds, "cpu", val_split=0.25, memory_format=torch.channels_last)
+    xb, _ = next(cl.train_batches(8, torch.Generator()))
+    assert xb.is_contiguous(memory_format=torch.channels_last) and not xb.is_contiguous()
+    assert next(cl.val_batches(8))[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_track_of_parses_gtsrb_training_names() -> None:
+    assert track_of("00012_00029.ppm") == 12 and track_of("00000_00000.ppm") == 0
+    assert track_of("00001.ppm") is None and track_of("frame_1.png") is None

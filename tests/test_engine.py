@@ -16,6 +16,7 @@ from bench.engine import (
     LocalStep,
     _local_step,
     _LossMonitor,
+    amp_enabled,
     build_units,
     lr_factor,
     make_optimizer,
@@ -23,6 +24,7 @@ from bench.engine import (
 )
 from bench.errors import DivergedError
 from bench.evaluate import evaluate
+from bench.runner import execute, resolve_config
 from tests.tiny import blobs_dataset, tiny_run
 
 
@@ -190,7 +192,7 @@ def test_deferred_work_trains_but_is_not_counted_as_activations():
             logits = step.head["cls"](step.features)
             loss = F.cross_entropy(logits, step.y)
             if defer:
-                step.defer(lambda: (F.cross_entropy(l := step.head["probe"](step.features.detach()), step.y), l))
+                step.defer(lambda: (F.cross_entropy(out := step.head["probe"](step.features.detach()), step.y), out))
                 return loss, None
             return loss + F.cross_entropy(step.head["probe"](step.features.detach()), step.y), logits
 
@@ -223,5 +225,49 @@ def test_history_and_best_epoch_are_recorded(schedule):
         assert [r["phase"] for r in h] == [0, 0, 0, 1, 1, 1, 2, 2, 2] and [r["module"] for r in h][::3] == [0, 1, 2]
     network = [r["test_top1"] for r in h if r["module"] in (None, 2)]
     assert outcome.extra_metrics["test_top1_best"] == max(network)
-    final = evaluate(run.net, run.data)["test_top1"]
+    final = evaluate(run.net, run.data, amp=amp_enabled(run))["test_top1"]
     assert network[-1] == final  # the last per-epoch evaluation is the end-of-run evaluation
+    assert all(r["val_top1"] is None for r in h)  # no validation split: nothing to record
+    assert "val_top1_best" not in outcome.extra_metrics
+
+
+@pytest.mark.parametrize("schedule", ["end_to_end", "sequential", "simultaneous"])
+def test_validation_is_evaluated_every_epoch_and_chooses_the_best_epoch(schedule):
+    run = tiny_run(schedule, epochs=3, eval_every=1, val_split=0.25)
+    assert run.data.val_size == 64 and run.data.train_size == 192
+    outcome = train_local(run, make_head=linear_head)
+    h = outcome.history
+    assert all(r["val_top1"] is not None for r in h)
+    network = [r for r in h if r["module"] in (None, 2)]
+    vals = [r["val_top1"] for r in network]
+    best = outcome.extra_metrics
+    assert best["val_top1_best"] == max(vals)
+    at = vals.index(max(vals))  # the first epoch reaching the best validation top-1
+    assert best["val_top1_best_epoch"] == network[at]["epoch"]
+    assert best["test_top1_at_val_best"] == network[at]["test_top1"]
+    final = evaluate(run.net, run.data, amp=amp_enabled(run), split="val")
+    assert network[-1]["val_top1"] == final["val_top1"]
+    if schedule != "end_to_end":  # each module's record carries its own head's validation accuracy
+        assert [r["val_top1"] for r in h if r["module"] == 0][-1] == evaluate(
+            run.net, run.data, aux_heads=outcome.aux_heads, amp=amp_enabled(run), split="val"
+        )["module_val_top1"][0]
+
+
+def test_a_run_records_validation_and_test_and_trains_on_the_rest(tmp_path):
+    """Through the runner: val_split is recorded, the held-out images never train, both top-1s are reported."""
+    sets = ["data.num_classes=4", "data.train_size=200", "data.test_size=40", "data.image_size=16",
+            "max_train_samples=150", "max_steps=1"]
+    flags = {"method": "greedy_ce", "epochs": 1, "batch_size": 50, "out": str(tmp_path)}
+    cfg, m = resolve_config(flags, sets=[*sets, "val_split=0.2"])
+    result, _ = execute(cfg, m)
+    assert result["config"]["val_split"] == 0.2
+    ds = result["dataset"]
+    assert (ds["val_size"], ds["train_size"], ds["train_size_used"]) == (40, 200, 150)  # the cap applies to the rest
+    assert ds["val_rule"] == "the last 40 of the 200 training images" and len(ds["val_digest"]) == 16
+    metrics = result["metrics"]
+    assert 0 <= metrics["val_top1"] <= 100 and 0 <= metrics["test_top1"] <= 100
+    assert len(metrics["module_val_top1"]) == 3 and metrics["module_val_top1"][-1] == metrics["val_top1"]
+    cfg0, m0 = resolve_config(flags, sets=[*sets, "val_split=0"])
+    none, _ = execute(cfg0, m0)
+    assert none["dataset"]["val_size"] == 0 and "val_top1" not in none["metrics"]
+

@@ -66,10 +66,20 @@ def test_simultaneous_schedule_and_fixed_width(tmp_path):
     assert result["status"] == "ok" and result["config"]["schedule"] == "simultaneous"
 
 
+def test_dib_reference_width_is_accepted_and_changes_training(tmp_path):
+    """``--set width=dib``: the DIB reference code's rule (bench.info.kernel_width) runs and is recorded."""
+    result, net = train_net(tmp_path / "dib", "greedydib", "width=dib", "detach_width=true", "gamma=0.1")
+    assert result["status"] == "ok"
+    assert result["config"]["hparams"]["width"] == "dib" and result["config"]["hparams"]["detach_width"] is True
+    _, median = train_net(tmp_path / "median", "greedydib", "detach_width=true", "gamma=0.1")
+    assert not torch.equal(next(net.stages[0].parameters()), next(median.stages[0].parameters()))
+
+
 @pytest.mark.parametrize(
     ("sets", "needle"),
     [(["gamma=[0.1,0.2]"], "gamma has 2 values"), (["regularizer=kl"], "regularizer"), (["gamma=-1"], "gamma"),
-     (["alpha=0"], "alpha")],
+     (["alpha=0"], "alpha"), (["width=widest"], "width 'widest' is not one of median, knn, silverman, dib"),
+     (["width=-2"], "positive")],
 )
 def test_bad_hyperparameters_are_config_errors(tmp_path, sets, needle):
     with pytest.raises(ConfigError, match=needle):

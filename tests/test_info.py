@@ -402,3 +402,58 @@ def test_cuda_matches_cpu() -> None:
     xg = x.cuda().float().requires_grad_()
     feature_entropy(xg, 1.01, method="eig32").backward()
     assert xg.grad.is_cuda and torch.isfinite(xg.grad).all()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the DIB reference code's kernel width
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def dib_reference_gram(x: np.ndarray) -> np.ndarray:
+    """yuxi120407/DIB transcribed: main.py ``train`` computes sigma from scipy's pdist/squareform (Euclidean),
+    ``np.mean(np.mean(np.sort(k[:, :10], 1)))``; utils.py ``calculate_gram_mat`` is ``exp(-sqdist / sigma)``,
+    normalised by its trace in ``reyi_entropy``."""
+    f = x.reshape(x.shape[0], -1).astype(np.float64)
+    k = np.sqrt(((f[:, None, :] - f[None, :, :]) ** 2).sum(-1))  # squareform(pdist(f, 'euclidean'))
+    sigma = np.mean(np.mean(np.sort(k[:, :10], 1)))
+    gram = np.exp(-(k**2) / sigma)
+    return gram / np.trace(gram)
+
+
+@pytest.mark.parametrize("n", [32, 6])  # n < 10: every column is used
+def test_dib_width_gives_the_reference_codes_gram_matrix(n: int) -> None:
+    x = _features(n=n, shape=(5, 2), seed=30)
+    dist = np.sqrt(np_sqdists(x.numpy()))
+    m = dist[:, : min(10, n)].mean()  # by hand: mean distance of each sample to the first 10 (self included)
+    assert kernel_width(x, "dib").item() == pytest.approx(math.sqrt(m / 2), rel=1e-10)
+    np.testing.assert_allclose(gram_matrix(x, "dib").numpy(), dib_reference_gram(x.numpy()), rtol=1e-9, atol=1e-14)
+    # k sets how many leading samples; the rule is not homogeneous: sigma(c x) = sqrt(c) sigma(x)
+    assert kernel_width(x, "dib", k=3).item() == pytest.approx(math.sqrt(dist[:, :3].mean() / 2), rel=1e-10)
+    assert kernel_width(4.0 * x, "dib").item() == pytest.approx(2.0 * kernel_width(x, "dib").item(), rel=1e-10)
+
+
+def test_gradcheck_feature_entropy_with_the_dib_width() -> None:
+    x = torch.randn(12, 3, generator=_gen(31), dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z: feature_entropy(z, 1.01, "dib"), (x,))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# mixed precision: the estimators opt out of autocast
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_estimators_run_in_full_precision_under_bf16_autocast() -> None:
+    x = torch.relu(torch.randn(64, 512, generator=_gen(32))) + 2.0
+    y = torch.arange(64) % 4
+    plain_d = pairwise_sq_dists(x)
+    plain_s = feature_entropy(x, 1.01, "median")
+    plain_i = mutual_information(gram_matrix(x, "dib"), label_gram(y, dtype=torch.float32), 1.01)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d = pairwise_sq_dists(x)
+        s = feature_entropy(x, 1.01, "median")
+        i = mutual_information(gram_matrix(x, "dib"), label_gram(y, dtype=torch.float32), 1.01)
+        bf16_product = (x - x.mean(0)) @ (x - x.mean(0)).mT  # what autocast does to an unguarded product
+    assert bf16_product.dtype == torch.bfloat16
+    assert d.dtype == torch.float32 and torch.equal(d, plain_d)
+    assert s.dtype == torch.float32 and s.item() == plain_s.item()
+    assert i.item() == plain_i.item()

@@ -45,10 +45,13 @@ def blobs_dataset(num_classes: int = 4, train: int = 256, test: int = 128, image
 
 
 def tiny_run(schedule: str = "sequential", epochs: int = 2, seed: int = 0, **cfg_kw) -> RunContext:
+    """A RunContext on the blobs with the tiny net. ``cfg_kw`` are RunConfig fields; ``val_split`` (default 0
+    here) also carves the data's validation split."""
     torch.manual_seed(seed)
+    cfg_kw.setdefault("val_split", 0.0)
     cfg = RunConfig(method="test", arch="tiny", data="blobs", schedule=schedule, epochs=epochs, batch_size=32,
                     lr=0.05, seed=seed, **cfg_kw)
     net = tiny_net()
-    data = DeviceData(blobs_dataset(), "cpu", crop_padding=2)
+    data = DeviceData(blobs_dataset(), "cpu", crop_padding=2, val_split=cfg.val_split)
     meter = Meter(torch.device("cpu"), exclude_params=list(net.parameters()))
     return RunContext(cfg, net, data, torch.device("cpu"), meter, torch.Generator().manual_seed(seed))

@@ -20,7 +20,12 @@ Choices:
   ``image_size / Height``, using the CSV's ``Width``/``Height`` (the size the ROI refers to), then clipped to
   ``[0, image_size]``.
 - Mean and std are computed from the training images as loaded (after resizing), not taken from a publication,
-  so they match whatever subset is on disk.
+  so they match whatever subset is on disk (the validation images included: the statistics are a property of
+  the dataset, not of a split).
+- Tracks: a training file is named ``TTTTT_FFFFF.ppm`` inside its class folder ``000CC``: track ``TTTTT`` (one
+  physical sign) and frame ``FFFFF`` (about 30 frames per track). The track number becomes the image's
+  ``train_groups`` id, so that a validation split holds out whole tracks (``bench.data.base.validation_split``);
+  a file name without a track number makes the image a group of its own.
 - Decoded tensors are cached in an ``.npz`` file keyed by the names, sizes and mtimes of the data files and
   the image size. The cache lives in the user cache folder (``$LAYERBENCH_CACHE_DIR``, else
   ``$XDG_CACHE_HOME/layerbench``, else ``~/.cache/layerbench``) so data folders, often shared and read-only,
@@ -62,7 +67,8 @@ _ARCHIVES: tuple[tuple[str, str | None], ...] = (
 )
 OFFICIAL_TRAIN_SIZE = 39_209
 OFFICIAL_TEST_SIZE = 12_630
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the cache holds the training images' track ids
+_TRACK_NAME = re.compile(r"^(\d+)_(\d+)\.[A-Za-z0-9]+$")
 
 GTSRB_CLASS_NAMES = [
     "Speed limit (20km/h)",
@@ -235,15 +241,23 @@ def _read_csv(path: Path) -> list[tuple[str, float, float, float, float, float, 
     return rows
 
 
+def track_of(filename: str) -> int | None:
+    """The track number of a training file name ``TTTTT_FFFFF.ppm`` (``00012_00029.ppm`` -> 12), else None."""
+    m = _TRACK_NAME.match(filename)
+    return int(m.group(1)) if m else None
+
+
 def _load_split(
     folder_rows: list[tuple[Path, list[tuple[str, float, float, float, float, float, float, int]], Path]],
     size: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode the listed images: (N, 3, S, S) uint8, (N,) int64 labels, (N, 4) float32 boxes."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decode the listed images: (N, 3, S, S) uint8, (N,) int64 labels, (N, 4) float32 boxes, (N,) int64 track
+    ids (:func:`track_of`; a name without a track number gets a negative id of its own)."""
     total = sum(len(rows) for _, rows, _ in folder_rows)
     images = np.empty((total, size, size, 3), np.uint8)
     labels = np.empty(total, np.int64)
     boxes = np.empty((total, 4), np.float32)
+    tracks = np.empty(total, np.int64)
     i = 0
     for folder, rows, csv_path in folder_rows:
         for fname, w, h, x1, y1, x2, y2, cls in rows:
@@ -256,9 +270,11 @@ def _load_split(
             images[i] = _resize(_read_image(folder / fname, csv_path), size)
             labels[i] = cls
             boxes[i] = (x1 * size / w, y1 * size / h, x2 * size / w, y2 * size / h)
+            track = track_of(fname)
+            tracks[i] = -(i + 1) if track is None else track
             i += 1
     np.clip(boxes, 0.0, float(size), out=boxes)
-    return images.transpose(0, 3, 1, 2).copy(), labels, boxes
+    return images.transpose(0, 3, 1, 2).copy(), labels, boxes, tracks
 
 
 def _decode(layout: _Layout, size: int) -> dict[str, np.ndarray]:
@@ -270,8 +286,8 @@ def _decode(layout: _Layout, size: int) -> dict[str, np.ndarray]:
         )
     train = [(d, _read_csv(d / f"GT-{d.name}.csv"), d / f"GT-{d.name}.csv") for d in class_dirs]
     test = [(layout.test_dir, _read_csv(layout.test_csv), layout.test_csv)]
-    tr_x, tr_y, tr_b = _load_split(train, size)
-    te_x, te_y, te_b = _load_split(test, size)
+    tr_x, tr_y, tr_b, tr_t = _load_split(train, size)
+    te_x, te_y, te_b, _ = _load_split(test, size)
     if len(tr_y) == 0 or len(te_y) == 0:
         raise DatasetError(
             f"GTSRB at {layout.base} lists no {'training' if len(tr_y) == 0 else 'test'} images"
@@ -281,6 +297,7 @@ def _decode(layout: _Layout, size: int) -> dict[str, np.ndarray]:
         "train_images": tr_x,
         "train_labels": tr_y,
         "train_boxes": tr_b,
+        "train_tracks": tr_t,
         "test_images": te_x,
         "test_labels": te_y,
         "test_boxes": te_b,
@@ -343,6 +360,9 @@ def _read_cache(path: Path, size: int) -> dict[str, np.ndarray] | None:
                 raise ValueError(f"inconsistent {split} arrays")
         if arrays["mean"].shape != (3,) or arrays["std"].shape != (3,):
             raise ValueError("bad mean/std")
+        tracks = arrays["train_tracks"]
+        if tracks.dtype != np.int64 or tracks.shape != arrays["train_labels"].shape:
+            raise ValueError("inconsistent train_tracks")
         return arrays
     except Exception as exc:  # truncated zip, missing keys, wrong shapes: rebuild
         logger.warning("ignoring unreadable GTSRB cache %s (%s); rebuilding it", path, exc)
@@ -379,7 +399,8 @@ def load_gtsrb(
     cache_dir: str | Path | None = None,
     **options: Any,
 ) -> ImageDataset:
-    """GTSRB, 43 classes, images resized to ``image_size`` px, with ROI boxes scaled to that size.
+    """GTSRB, 43 classes, images resized to ``image_size`` px, with ROI boxes scaled to that size and the
+    training images' track numbers as ``train_groups`` (a validation split holds out whole tracks).
 
     Args:
         root: folder containing ``gtsrb/`` (or the gtsrb folder itself); ``None`` means ``./data``.
@@ -449,4 +470,5 @@ def load_gtsrb(
         test_boxes=torch.from_numpy(arrays["test_boxes"]),
         source=str(layout.base),
         is_subset=n_train < OFFICIAL_TRAIN_SIZE or n_test < OFFICIAL_TEST_SIZE,
+        train_groups=torch.from_numpy(arrays["train_tracks"]),
     )

@@ -2,6 +2,8 @@
 
 No per-sample PIL transforms and no worker processes on the hot path: the dataset is one uint8 tensor per split on
 the device; each batch is cropped (pad + random offsets), flipped where the label allows, and normalised as a whole.
+The validation split (:func:`bench.data.base.validation_split`) is carved from the training set here: training
+batches never contain a held-out image.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from bench.data.base import ImageDataset
+from bench.data.base import ImageDataset, ValidationSplit, validation_split
 
 
 class DeviceData:
@@ -22,7 +24,13 @@ class DeviceData:
         device: where the tensors live and batches are made.
         crop_padding: pixels of padding for the random crop (0 disables cropping).
         padding_mode: ``zeros`` (torchvision's ``RandomCrop(padding=4)``) or ``reflect`` (InfoPro's).
-        max_train_samples: keep only the first N training images (a quick budget knob).
+        val_split: fraction of the training set held out for validation (0: none); see
+            :func:`~bench.data.base.validation_split`.
+        max_train_samples: keep only the first N of the remaining training images (a quick budget knob; it
+            never changes the validation split).
+        max_test_samples: evaluate on the first N test images only.
+        memory_format: memory format of the normalised batches (``torch.channels_last`` for networks converted
+            to it).
     """
 
     def __init__(
@@ -32,16 +40,22 @@ class DeviceData:
         *,
         crop_padding: int = 4,
         padding_mode: str = "zeros",
+        val_split: float = 0.0,
         max_train_samples: int | None = None,
         max_test_samples: int | None = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
     ) -> None:
         self.dataset = dataset
         self.device = torch.device(device)
-        n = dataset.train_labels.numel()
+        self.split: ValidationSplit = validation_split(dataset, val_split)
+        train_idx = self.split.train_indices
         if max_train_samples is not None:
-            n = min(n, max_train_samples)
-        self.train_images = dataset.train_images[:n].to(self.device)
-        self.train_labels = dataset.train_labels[:n].to(self.device)
+            train_idx = train_idx[:max_train_samples]
+        self.train_images = _take(dataset.train_images, train_idx).to(self.device)
+        self.train_labels = _take(dataset.train_labels, train_idx).to(self.device)
+        self.val_images = dataset.train_images[self.split.val_indices].to(self.device)
+        self.val_labels = dataset.train_labels[self.split.val_indices].to(self.device)
+        self.memory_format = memory_format
         m = dataset.test_labels.numel() if max_test_samples is None else min(dataset.test_labels.numel(), max_test_samples)
         self.test_images = dataset.test_images[:m].to(self.device)
         self.test_labels = dataset.test_labels[:m].to(self.device)
@@ -62,12 +76,21 @@ class DeviceData:
     def test_size(self) -> int:
         return int(self.test_labels.numel())
 
+    @property
+    def val_size(self) -> int:
+        return int(self.val_labels.numel())
+
+    def validation_summary(self) -> dict:
+        """``val_split``, ``val_size``, ``val_rule``, ``val_digest`` (see :class:`ValidationSplit`)."""
+        return self.split.summary()
+
     def steps_per_epoch(self, batch_size: int, drop_last: bool = False) -> int:
         n = self.train_size
         return n // batch_size if drop_last else -(-n // batch_size)
 
     def normalize(self, images_u8: torch.Tensor) -> torch.Tensor:
-        return (images_u8.float() - self.mean) / self.std
+        x = (images_u8.float() - self.mean) / self.std
+        return x if self.memory_format == torch.contiguous_format else x.contiguous(memory_format=self.memory_format)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] pixel intensities (InfoPro reconstructs the input in that range)."""
@@ -110,8 +133,21 @@ class DeviceData:
             yield self.normalize(images), self.train_labels[idx]
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, self.test_size, batch_size):
-            yield (
-                self.normalize(self.test_images[start : start + batch_size]),
-                self.test_labels[start : start + batch_size],
-            )
+        """The test images in order, normalised, not augmented."""
+        return self._plain_batches(self.test_images, self.test_labels, batch_size)
+
+    def val_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The held-out validation images in order, normalised, not augmented (none when ``val_split`` is 0)."""
+        return self._plain_batches(self.val_images, self.val_labels, batch_size)
+
+    def _plain_batches(self, images, labels, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, int(labels.numel()), batch_size):
+            yield self.normalize(images[start : start + batch_size]), labels[start : start + batch_size]
+
+
+def _take(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``t[idx]``, as a view when ``idx`` is 0..n-1 (no copy of the whole training set)."""
+    n = int(idx.numel())
+    if n == 0 or (int(idx[0]) == 0 and int(idx[-1]) == n - 1 and n <= t.shape[0]):
+        return t[:n]
+    return t[idx]

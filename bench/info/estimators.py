@@ -40,12 +40,22 @@ product) dominates; the eigendecomposition is O(n^3). ``method="auto"`` uses the
 the float64 trace of ``A``; see :func:`matrix_entropy` for its measured error (<= 4e-5 bits at alpha = 1.01).
 Stochastic trace estimators of tr(A^alpha) (Hutchinson / Lanczos quadrature) are not offered: near alpha = 1 a
 relative error e in the trace becomes e / ((alpha - 1) ln 2) bits, so 1e-3 bits would need e < 7e-6.
+
+Precision
+---------
+Every public function here runs with autocast disabled on the input's device (and on the CPU): under bfloat16
+mixed precision, autocast would otherwise run the distance product ``X X^T`` in bfloat16, whose 8-bit mantissa
+makes ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` lose the distances to cancellation. bfloat16/float16 features are cast to
+float32, eigendecompositions run in float64 (or float32 with ``method="eig32"``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -66,7 +76,7 @@ __all__ = [
     "pairwise_sq_dists",
 ]
 
-WIDTH_RULES: tuple[str, ...] = ("median", "knn", "silverman")
+WIDTH_RULES: tuple[str, ...] = ("median", "knn", "silverman", "dib")
 """Names accepted as a kernel-width rule."""
 
 METHODS: tuple[str, ...] = ("auto", "eig", "eig32", "frobenius", "trace")
@@ -80,6 +90,35 @@ DEFAULT_EPS = 1e-8
 
 _SHANNON_TOL = 1e-6
 """|alpha - 1| below which the Shannon limit is used instead of the Renyi formula."""
+
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def _first_tensor(values) -> Tensor | None:
+    for v in values:
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, (list, tuple)):
+            found = _first_tensor(v)
+            if found is not None:
+                return found
+    return None
+
+
+def _full_precision(fn: _F) -> _F:
+    """Run ``fn`` with autocast disabled on the CPU and on the device of its first tensor argument."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t = _first_tensor([*args, *kwargs.values()])
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.autocast(device_type="cpu", enabled=False))
+            if t is not None and t.device.type not in ("cpu", "meta"):
+                stack.enter_context(torch.autocast(device_type=t.device.type, enabled=False))
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -103,6 +142,7 @@ def _flatten(x: Tensor) -> Tensor:
     return f
 
 
+@_full_precision
 def pairwise_sq_dists(x: Tensor) -> Tensor:
     r"""Squared Euclidean distances between the samples of a batch, from one matrix product.
 
@@ -163,6 +203,16 @@ def _knn_width(d: Tensor, k: int, eps: float) -> Tensor:
     return _safe_sqrt(kth, eps).mean()
 
 
+def _dib_width(d: Tensor, k: int, eps: float) -> Tensor:
+    """The DIB reference code's width: sqrt(m / 2), m = mean distance of every sample to the batch's first k."""
+    if k < 1:
+        raise ValueError(f"the 'dib' kernel width needs k >= 1, got k = {k}")
+    sub = d[:, : min(k, d.shape[0])]
+    # the k self-distances are exactly 0 and count in the mean, as in the reference; sqrt(0) has no gradient
+    dist = torch.where(sub > eps * eps, _safe_sqrt(sub, eps), torch.zeros_like(sub))
+    return torch.sqrt(dist.mean().clamp_min(eps * eps) / 2.0)
+
+
 def _silverman_width(f: Tensor) -> Tensor:
     """1.06 * mean per-dimension std (unbiased) * n^(-1/(4+d)), on flattened features f of shape (n, d)."""
     n, dim = f.shape
@@ -202,10 +252,15 @@ def _resolve_width(
         if f is None:
             raise ValueError("the 'silverman' rule needs the features, not a squared-distance matrix")
         sigma = _silverman_width(f)
-    elif rule in ("median", "knn"):
+    elif rule in ("median", "knn", "dib"):
         if d is None:
             d = pairwise_sq_dists(f)
-        sigma = _median_width(d, eps) if rule == "median" else _knn_width(d, k, eps)
+        if rule == "median":
+            sigma = _median_width(d, eps)
+        elif rule == "knn":
+            sigma = _knn_width(d, k, eps)
+        else:
+            sigma = _dib_width(d, k, eps)
     else:
         raise ValueError(
             f"unknown kernel width rule {rule!r}; expected a positive number or one of {WIDTH_RULES}"
@@ -214,6 +269,7 @@ def _resolve_width(
     return sigma.detach() if detach else sigma
 
 
+@_full_precision
 def kernel_width(
     x_or_sqdists: Tensor,
     rule: Width = "median",
@@ -236,10 +292,22 @@ def kernel_width(
       (unbiased, ``correction=1``) of the batch. Derived for density estimation in low dimension: for d in the
       thousands the factor :math:`n^{-1/(4+d)}` is ~1 while distances grow like :math:`\sqrt{2d}\,\bar s`, so the
       Gram matrix is close to the identity (entropy close to log2 n). Needs the features, not distances.
+    - ``"dib"``: the rule of the DIB reference code (Yu, Yu & Principe, "Deep Deterministic Information
+      Bottleneck with Matrix-based Entropy Functional", ICASSP 2021; github.com/yuxi120407/DIB, ``main.py``,
+      ``train``): :math:`m = \frac{1}{nk}\sum_{i=1}^n\sum_{j=1}^{k} d_{ij}`, the mean Euclidean distance of
+      every sample to the batch's *first* k samples (k = 10 there; its own zero distance included for the first
+      k), computed there without gradient (numpy). Their kernel is ``exp(-||x_i - x_j||^2 / m)`` (``utils.py``,
+      ``calculate_gram_mat``: squared distances over m, no factor 2, m not squared), so this rule returns
+      :math:`\sigma = \sqrt{m/2}`, with which :func:`gram_matrix`'s :math:`\exp(-d^2/(2\sigma^2))` is exactly
+      their Gram matrix. k is the ``k`` argument (capped at n). Unlike the other rules it is not homogeneous
+      (:math:`\sigma(cx) = \sqrt{|c|}\,\sigma(x)`): the Gram matrix changes under a global rescaling, and
+      shrinking the features lowers the entropy even with the width attached. ``detach=True`` is the reference's
+      recipe.
     - a positive float (or 0-dim tensor): that fixed width.
 
-    Every rule is positively homogeneous, :math:`\sigma(cx) = |c|\,\sigma(x)`, which makes :func:`gram_matrix`
-    invariant to a global rescaling of the features. The width is computed *with* gradient (it follows the
+    The rules ``"median"``, ``"knn"`` and ``"silverman"`` are positively homogeneous,
+    :math:`\sigma(cx) = |c|\,\sigma(x)`, which makes :func:`gram_matrix` invariant to a global rescaling of the
+    features. The width is computed *with* gradient (it follows the
     features) unless ``detach=True``; see the module docstring for why this matters. A rule's width is at least
     ``eps`` (an all-equal batch has every distance 0), and square roots are taken of values clamped at ``eps**2``
     so that the gradient stays finite when some distances are 0.
@@ -247,8 +315,10 @@ def kernel_width(
     Args:
         x_or_sqdists: the features (n, ...), or with ``is_sqdists=True`` an (n, n) squared-distance matrix as
             returned by :func:`pairwise_sq_dists` (not accepted by ``"silverman"``).
-        rule: ``"median"`` (default), ``"knn"``, ``"silverman"``, a positive float, or None (= ``"median"``).
-        k: neighbour rank of the ``"knn"`` rule (default 10, capped at n - 1).
+        rule: ``"median"`` (default), ``"knn"``, ``"silverman"``, ``"dib"``, a positive float, or None
+            (= ``"median"``).
+        k: neighbour rank of the ``"knn"`` rule (default 10, capped at n - 1); number of leading samples of the
+            ``"dib"`` rule (default 10, capped at n).
         is_sqdists: the first argument is a squared-distance matrix rather than features.
         detach: return the width without gradient.
         eps: smallest width a rule returns.
@@ -265,6 +335,7 @@ def kernel_width(
     return _resolve_width(f, None, rule, k=k, detach=detach, eps=eps, like=f)
 
 
+@_full_precision
 def gram_matrix(
     x: Tensor,
     sigma: Width = None,
@@ -289,7 +360,7 @@ def gram_matrix(
         x: features of shape (n, ...), n >= 2.
         sigma: kernel width: None (= ``"median"``), a rule from :data:`WIDTH_RULES`, a positive float or a
             0-dim tensor. See :func:`kernel_width`.
-        k: neighbour rank of the ``"knn"`` rule.
+        k: neighbour rank of the ``"knn"`` rule; leading samples of the ``"dib"`` rule.
         detach_width: compute the width without gradient.
         eps: smallest width a rule returns.
 
@@ -303,6 +374,7 @@ def gram_matrix(
     return kmat / torch.diagonal(kmat).sum()
 
 
+@_full_precision
 def label_gram(y: Tensor, num_classes: int | None = None, *, dtype: torch.dtype | None = None) -> Tensor:
     r"""Unit-trace Gram matrix of the labels, for :math:`I(T;Y)`.
 
@@ -346,6 +418,7 @@ def label_gram(y: Tensor, num_classes: int | None = None, *, dtype: torch.dtype 
     return kmat / torch.diagonal(kmat).sum()
 
 
+@_full_precision
 def joint_gram(mats: Sequence[Tensor]) -> Tensor:
     r"""Hadamard product of unit-trace Gram matrices, renormalised: :math:`A\circ B / \operatorname{tr}(A\circ B)`.
 
@@ -406,6 +479,7 @@ def _spectrum_entropy(lam: Tensor, alpha: float) -> Tensor:
     return torch.log2(p) / (1.0 - alpha)
 
 
+@_full_precision
 def matrix_entropy(A: Tensor, alpha: float = 1.01, *, method: str = "auto") -> Tensor:
     r"""Matrix-based Renyi alpha-entropy of a unit-trace PSD matrix, in bits.
 
@@ -484,6 +558,7 @@ def matrix_entropy(A: Tensor, alpha: float = 1.01, *, method: str = "auto") -> T
     return _spectrum_entropy(lam, alpha).to(out_dtype)
 
 
+@_full_precision
 def joint_entropy(
     A: Tensor | Sequence[Tensor],
     B: Tensor | None = None,
@@ -503,6 +578,7 @@ def joint_entropy(
     return matrix_entropy(joint_gram(mats), alpha, method=method)
 
 
+@_full_precision
 def mutual_information(A: Tensor, B: Tensor, alpha: float = 1.01, *, method: str = "auto") -> Tensor:
     r"""Matrix-based Renyi mutual information in bits.
 
@@ -525,6 +601,7 @@ def mutual_information(A: Tensor, B: Tensor, alpha: float = 1.01, *, method: str
     )
 
 
+@_full_precision
 def feature_entropy(
     x: Tensor,
     alpha: float = 1.01,
@@ -546,7 +623,7 @@ def feature_entropy(
         x: features of shape (n, ...), n >= 2.
         alpha: Renyi order > 0 (alpha -> 1 gives the Shannon limit).
         width: kernel width, see :func:`kernel_width` (default ``"median"``).
-        k: neighbour rank of the ``"knn"`` rule.
+        k: neighbour rank of the ``"knn"`` rule; leading samples of the ``"dib"`` rule.
         detach_width: compute the width without gradient.
         method: entropy method, see :func:`matrix_entropy`.
         eps: smallest width a rule returns.
