@@ -584,7 +584,8 @@ def supervised_contrastive_loss(
     if y.shape[0] != n:
         raise ValueError(f"{y.shape[0]} labels for {n} embeddings")
     self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
-    sim = (z @ z.T / temperature).masked_fill(self_mask, float("-inf"))
+    with torch.autocast(z.device.type, enabled=False):  # the similarities in float32 even under bf16 autocast
+        sim = (z @ z.T / temperature).masked_fill(self_mask, float("-inf"))
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
     positives = (y[:, None] == y[None, :]) & ~self_mask
     mean_log_prob_pos = log_prob.masked_fill(~positives, 0.0).sum(1) / positives.sum(1).clamp(min=1)

@@ -249,3 +249,15 @@ def test_unknown_name_and_option():
         build_head("conv", (16, 8, 8), 10, nonsense=1)
     with pytest.raises(ConfigError):
         build_head("linear", (16, 8), 10)
+
+
+def test_supervised_contrastive_loss_stays_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    z, y = torch.randn(32, 16), torch.randint(0, 4, (32,))
+    exact = supervised_contrastive_loss(z, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = supervised_contrastive_loss(z.to(torch.bfloat16), y)
+    assert under.dtype == torch.float32
+    # only the bf16 rounding of the embeddings themselves remains
+    assert torch.allclose(under, supervised_contrastive_loss(z.to(torch.bfloat16).float(), y), rtol=1e-6)
+    assert torch.allclose(under, exact, rtol=1e-2)
