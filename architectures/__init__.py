@@ -11,9 +11,9 @@ Public API:
 * ``split_model(model, split, ...)`` for an already built timm model, ``count_atoms(name)``, ``describe_atoms(name)``
 """
 
-from architectures.cifar_resnet import INFOPRO_CUTS, CifarResNet, infopro_cut_points
-from architectures.families import FAMILIES, Body, apply_cifar_stem, body_of
-from architectures.split import (
+from bench.architectures.cifar_resnet import INFOPRO_CUTS, CifarResNet, infopro_cut_points
+from bench.architectures.families import FAMILIES, Body, apply_cifar_stem, body_of
+from bench.architectures.split import (
     BUILTIN_ARCHITECTURES,
     UnknownArchitectureError,
     activation_costs,

@@ -23,7 +23,7 @@ from timm.layers import trunc_normal_
 from timm.models import VGG, ConvNeXt, EfficientNet, MobileNetV3, RegNet, ResNet
 from torch import nn
 
-from architectures.cifar_resnet import CifarResNet
+from bench.architectures.cifar_resnet import CifarResNet
 from bench.errors import ArchitectureError
 
 __all__ = ["FAMILIES", "Body", "apply_cifar_stem", "body_of", "family_of_model"]

@@ -1,7 +1,7 @@
 """Split a timm CNN into K local modules: a ``StagedNet``.
 
-A model is first seen as an ordered list of atoms (stem, residual blocks; see ``architectures.families``) plus its
-own head. A split string then says where modules start:
+A model is first seen as an ordered list of atoms (stem, residual blocks; see ``bench.architectures.families``)
+plus its own head. A split string then says where modules start:
 
 * ``stages``: one module per backbone stage, as in timm's ``feature_info`` (a stem tap is merged into the first
   module);
@@ -26,9 +26,9 @@ import torch
 from timm.models import is_model, is_model_in_modules
 from torch import nn
 
-import architectures.cifar_resnet  # noqa: F401  (registers the CIFAR ResNets into timm)
-from architectures.cifar_resnet import infopro_cut_points
-from architectures.families import FAMILIES, Body, apply_cifar_stem, body_of
+import bench.architectures.cifar_resnet  # noqa: F401  (registers the CIFAR ResNets into timm)
+from bench.architectures.cifar_resnet import infopro_cut_points
+from bench.architectures.families import FAMILIES, Body, apply_cifar_stem, body_of
 from bench.errors import ArchitectureError, UnknownNameError
 from bench.staged import StagedNet
 

@@ -44,6 +44,10 @@ Files of a run folder (default ``<out>/analysis_<method>_<arch>_<data>_seed<N>/`
 ``mi_matrix.csv`` (point, label, i, j, mi), and the pictures ``information_plane.png``, ``mi_matrix.png``,
 ``convergence.png``. Every file is written to a temporary file and renamed.
 
+Under ``--task localize`` the network is trained on class and box (``bench.boxes``) and measured exactly as above:
+``Y`` is still the class label, so ``I(T_l;Y)`` is how much of the class each layer keeps, not of the box; the box
+is part of what ``I(X;T_l)`` can hold. The record adds ``task`` and ``test_miou``.
+
 Memory: the recorder keeps the N x N float64 Gram matrix of every module output at every point (for the
 convergence matrix): ``8 N^2 K P`` bytes, 0.5 MiB per module and point at N = 256.
 """
@@ -330,7 +334,9 @@ def analyze(
         "seed": cfg.seed,
         "config": cfg.to_dict(),
         **analysis,
+        "task": getattr(cfg, "task", "classify"),
         "test_top1": metrics.get("test_top1"),
+        "test_miou": metrics.get("test_miou"),
         "result_path": str(result_path),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
@@ -526,7 +532,8 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def _title(analysis: dict[str, Any]) -> str:
-    return f"{analysis['method']} · {analysis['arch']} · {analysis['data']}"
+    task = " · localize (Y = class)" if analysis.get("task") == "localize" else ""
+    return f"{analysis['method']} · {analysis['arch']} · {analysis['data']}{task}"
 
 
 def _draw_plane(ax, analysis: dict[str, Any], *, normalise_time: bool):
@@ -699,6 +706,8 @@ def summary_table(analysis: dict[str, Any]):
     caption = f"S(X) = {analysis['S_X']:.3f}, S(Y) = {analysis['S_Y']:.3f}, I(X;Y) = {analysis['I_XY']:.3f}"
     if analysis.get("test_top1") is not None:
         caption += f"; test top-1 {analysis['test_top1']:.2f}%"
+    if analysis.get("test_miou") is not None:
+        caption += f", test mean IoU {analysis['test_miou']:.3f}"
     t.caption = caption
     t.caption_justify = "left"
     return t

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
+import traceback
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,8 +40,53 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False)
+    err_console.print("[bold red]Error:[/] ", end="", highlight=False)
+    err_console.print(message, highlight=False, markup=False)
     return typer.Exit(code)
+
+
+def fail_on(error: BaseException, message: str, *, debug: bool, code: int = 2) -> typer.Exit:
+    """``fail(message)``, with the traceback of ``error`` (and of what caused it) first under ``--debug``."""
+    if debug:
+        err_console.print("".join(traceback.format_exception(error)), highlight=False, markup=False)
+    return fail(message, code)
+
+
+@contextmanager
+def shown_warnings() -> Iterator[None]:
+    """Warnings raised inside (a plugin that failed to load, an include that registered nothing) printed as
+    ``warning: ...`` lines on stderr, once each, instead of Python's file:line format."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                text = str(w.message)
+                if text not in seen:
+                    seen.add(text)
+                    err_console.print("[yellow]warning:[/] ", end="", highlight=False)
+                    err_console.print(text, highlight=False, markup=False)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM handled like Ctrl-C (KeyboardInterrupt) inside: the run records itself as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Device(str, Enum):
@@ -92,6 +142,8 @@ def _mib(n: Any) -> str:
 
 
 def print_summary(result: dict, path: Path) -> None:
+    from bench.boxes import box_summary_rows
+
     m = result["metrics"]
     cfg = result["config"]
     table = Table(title=f"{cfg['method']} on {cfg['data']} with {cfg['arch']}", show_header=False, title_justify="left")
@@ -105,6 +157,8 @@ def print_summary(result: dict, path: Path) -> None:
     table.add_row("test top-5", f"{m.get('test_top5', float('nan')):.2f}%")
     if m.get("module_top1"):
         table.add_row("module top-1", " / ".join(f"{a:.1f}" for a in m["module_top1"] if a is not None))
+    for label, text in box_summary_rows(m):  # --task localize (bench.boxes)
+        table.add_row(label, text)
     table.add_row("train time", f"{m.get('train_seconds', 0):.1f} s")
     ips = m.get("train_images_per_second")
     table.add_row("images/s", f"{ips:.0f}" if ips else "–")
@@ -138,6 +192,15 @@ SetOpt = Annotated[
     typer.Option("--set", help="key=value for any config field or method hyperparameter; repeatable."),
 ]
 AmpOpt = Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA.")]
+TaskOpt = Annotated[str | None, typer.Option(help="classify, or localize: class and box, for a dataset with boxes "
+                                                  "(gtsrb, signs). \\[default: classify]")]
+IncludeOpt = Annotated[
+    list[Path] | None,
+    typer.Option(help="A .py file, or a folder of them, whose methods, datasets and architectures (registered with "
+                      "bench.register_method / register_dataset / register_architecture) can then be named; "
+                      "repeatable. See docs/plugins.md."),
+]
+DebugOpt = Annotated[bool, typer.Option(help="Show the traceback of an error on the screen.")]
 
 
 def _training_flags(device, **flags) -> dict:
@@ -170,8 +233,17 @@ def run(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     amp: AmpOpt = None,
+    task: TaskOpt = None,
     force: Annotated[bool, typer.Option(help="Run again even if a finished result with this config exists.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    include: IncludeOpt = None,
+    debug: DebugOpt = False,
+    checkpoint: Annotated[
+        bool, typer.Option(help="Save checkpoint.pt in the run folder at every epoch end (removed at the end).")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the run's checkpoint when there is one (implies --checkpoint).")
+    ] = False,
 ) -> None:
     """Train one network with one method and write its result file.
 
@@ -183,91 +255,108 @@ def run(
         bench run --method greedydib --set gamma=0.01 --set alpha=2
 
         bench run --protocol cpu-cifar10 --method dgl --seed 1
+
+        bench run --include my_method.py --method mine
+
+    Exit status: 0 done, 2 a bad setting (nothing recorded), 1 training failed or diverged (recorded, with the
+    traceback in the run folder's error.log), 130 interrupted by Ctrl-C or SIGTERM (recorded as interrupted).
     """
-    from bench.runner import execute, resolve_config
+    from bench.runner import execute
 
     flags = _training_flags(
         device, method=method, arch=arch, data=data, data_root=data_root, epochs=epochs, batch_size=batch_size,
-        lr=lr, seed=seed, split=split, schedule=schedule, aux=aux, out=out, amp=amp,
+        lr=lr, seed=seed, split=split, schedule=schedule, aux=aux, out=out, amp=amp, task=task,
     )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            cfg, method_obj = resolve_config(flags, sets=set_ or [], config_file=config, protocol=protocol)
-        console.print(f"[bold]{_describe(cfg)}[/]", highlight=False)
-        if quiet:
-            result, path = execute(cfg, method_obj, force=force)
-        else:
-            with RichProgress(console) as progress:
-                result, path = execute(cfg, method_obj, progress=progress, force=force)
-    except DivergedError as e:
-        raise fail(f"training diverged: {e}. The run was recorded with status 'diverged'.", code=1) from None
-    except BenchError as e:
-        raise fail(str(e)) from None
-    except KeyboardInterrupt:
-        raise fail("interrupted; the run was recorded with status 'failed'.", code=130) from None
+    cfg, method_obj = prepare(flags, sets=set_, config=config, protocol=protocol, include=include, debug=debug)
+    console.print(f"[bold]{_describe(cfg)}[/]", highlight=False)
+
+    def train(progress):
+        return execute(cfg, method_obj, progress=progress, force=force, checkpoint=checkpoint, resume=resume)
+
+    result, path = guarded_training(train, cfg, method_obj, quiet=quiet, debug=debug)
+    if result.get("resumed_from"):
+        r = result["resumed_from"]
+        console.print(f"resumed from the checkpoint after epoch {r['epoch']} of phase {r['phase'] + 1}",
+                      highlight=False)
     if result.pop("_skipped", False):
         console.print("[yellow]A finished result with this config exists; not run again (use --force).[/]")
     print_summary(result, path)
 
 
-class ListWhat(str, Enum):
-    all = "all"
-    methods = "methods"
-    archs = "archs"
-    datasets = "datasets"
-    protocols = "protocols"
+def prepare(flags: dict, *, sets, config, protocol, include, debug: bool):
+    """Load ``--include`` files and resolve the config; a user error (or a plugin's error while its settings are
+    checked) is a message and exit 2."""
+    from bench.registry import load_includes
+    from bench.runner import resolve_config
+
+    try:
+        with shown_warnings():
+            load_includes(include)
+            return resolve_config(flags, sets=sets or [], config_file=config, protocol=protocol)
+    except BenchError as e:
+        raise fail_on(e, str(e), debug=debug) from None
+    except Exception as e:  # not a user error: a bug, in a plugin or here
+        raise fail_on(e, f"unexpected error while preparing the run: {type(e).__name__}: {e}. Run again with "
+                         "--debug to see the traceback.", debug=debug, code=1) from None
 
 
-@app.command("list")
-def list_(
-    what: Annotated[ListWhat, typer.Argument(help="What to list.")] = ListWhat.all,
-) -> None:
-    """List methods (with version and origin), architectures, datasets and protocols."""
-    from bench.registry import ARCHITECTURES, DATASETS, METHODS, PROTOCOLS
+def guarded_training(train, cfg, method_obj, *, quiet: bool, debug: bool):
+    """``train(progress)`` with the outcomes of a run turned into messages and exit codes: a user error 2 (nothing
+    recorded), divergence 1, a crash 1 (recorded as failed, its traceback in the run folder's error.log),
+    Ctrl-C or SIGTERM 130 (recorded as interrupted)."""
+    from bench.runner import method_origin, run_dir_for
 
-    if what in (ListWhat.all, ListWhat.methods):
-        t = Table(title="methods", title_justify="left")
-        t.add_column("name", no_wrap=True)
-        for col in ("version", "schedule", "aux head"):
-            t.add_column(col)
-        t.add_column("origin", no_wrap=True)
-        t.add_column("description")
-        for name, m, origin in METHODS.items():
-            t.add_row(name, str(getattr(m, "version", "?")), str(getattr(m, "default_schedule", "?")),
-                      str(getattr(m, "default_aux", None) or "–"), origin, getattr(m, "description", ""))
-        console.print(t)
-    if what in (ListWhat.all, ListWhat.archs):
-        from architectures import list_architectures
+    run_dir = run_dir_for(cfg, method_obj)
+    try:
+        with terminate_as_interrupt():
+            if quiet:
+                return train(None)
+            with RichProgress(console) as progress:
+                return train(progress)
+    except DivergedError as e:
+        raise fail_on(e, f"training diverged: {e}. The run was recorded with status 'diverged'; lower the "
+                         "learning rate (--lr) or check the method's loss.", debug=debug, code=1) from None
+    except BenchError as e:
+        raise fail_on(e, str(e), debug=debug) from None
+    except KeyboardInterrupt as e:
+        status = _recorded_status(run_dir)
+        where = (f"the run was recorded with status 'interrupted' in {run_dir / 'result.json'}; run the same "
+                 "command again to start it anew" if status == "interrupted"
+                 else "nothing was recorded (training had not started)")
+        raise fail_on(e, f"interrupted; {where}.", debug=debug, code=130) from None
+    except Exception as e:
+        from bench.registry import plugin_label
 
-        t = Table(title="architectures (any other timm model of these families works too)", title_justify="left")
-        t.add_column("name", no_wrap=True)
-        for col in ("family", "stages", "params"):
-            t.add_column(col)
-        for row in list_architectures():
-            t.add_row(row["name"], row["family"], str(row["num_stages"]), f"{row['params'] / 1e6:.2f}M")
-        for name in ARCHITECTURES.names():
-            if ARCHITECTURES.origin(name) != "built-in":
-                t.add_row(name, f"plugin ({ARCHITECTURES.origin(name)})", "?", "?")
-        console.print(t)
-    if what in (ListWhat.all, ListWhat.datasets):
-        t = Table(title="datasets", title_justify="left")
-        t.add_column("name", no_wrap=True)
-        t.add_column("origin")
-        t.add_column("description")
-        for name in DATASETS.names():
-            t.add_row(name, DATASETS.origin(name), DATASETS.meta(name).get("description", ""))
-        console.print(t)
-    if what in (ListWhat.all, ListWhat.protocols):
-        t = Table(title="protocols", title_justify="left")
-        t.add_column("name", no_wrap=True)
-        for col in ("version", "data", "arch", "split", "epochs", "description"):
-            t.add_column(col)
-        for name, p, _ in PROTOCOLS.items():
-            s = p.settings
-            t.add_row(name, str(p.version), s.get("data", ""), s.get("arch", ""), s.get("split", ""),
-                      str(s.get("epochs", "")), p.description)
-        console.print(t)
+        who = plugin_label("method", cfg.method, method_origin(cfg.method))
+        log = _write_traceback(run_dir, e)
+        recorded = (f"The run was recorded with status 'failed' in {run_dir / 'result.json'}"
+                    if _recorded_status(run_dir) == "failed" else "Nothing was recorded")
+        raise fail_on(e, f"training failed: {who} raised {type(e).__name__}: {e}. {recorded}; the traceback is in "
+                         f"{log} (--debug shows it here).", debug=debug, code=1) from None
+
+
+def _recorded_status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "result.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _write_traceback(run_dir: Path, error: BaseException) -> Path:
+    """The run folder's error.log (the runner writes it when it records the failure; written here otherwise)."""
+    log = run_dir / "error.log"
+    if not log.exists():
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(traceback.format_exception(error)))
+        except OSError:
+            pass
+    return log
+
+
+from bench.cli_list import list_ as _list  # noqa: E402  (defined in its own module, registered here)
+
+app.command("list")(_list)
 
 
 @app.command()
@@ -379,11 +468,17 @@ def results(
     if not results_dir.exists():
         raise fail(f"results folder {results_dir} does not exist")
 
+    problems: list[str] = []
+
     def warn(message: str) -> None:
-        err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        problems.append(message)
+        if not results_dir.is_file():  # one file that cannot be read is an error, below
+            err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
     try:
         frame = res.load(results_dir, on_warning=warn)
+        if results_dir.is_file() and problems and frame.empty:
+            raise BenchError(f"{results_dir} cannot be read: {problems[-1].removeprefix('skipped ')}")
         total = len(frame)
         frame = res.where(frame, where_ or [])
         if columns:
@@ -487,6 +582,7 @@ def analyze(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     amp: AmpOpt = None,
+    task: TaskOpt = None,
     probe_size: Annotated[int, typer.Option(help="N: the probe is the first N test images (2..test set size).")] = 256,
     alpha: Annotated[float, typer.Option(help="Renyi order of the entropies.")] = 1.01,
     epochs_to_plot: Annotated[
@@ -502,6 +598,8 @@ def analyze(
                                                "(compare_information_plane.png in DIR_A, or in --out); no training."),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    include: IncludeOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Train like `bench run` and measure information flow on a fixed probe batch: entropy S(T), I(X;T), I(T;Y) of
     every module output, the MI matrix between layers and the convergence matrix, at init and every epoch end.
@@ -516,11 +614,10 @@ def analyze(
         bench analyze --compare runs/analysis_sgd_cifar_resnet20_signs_seed0 runs/analysis_greedydib_cifar_resnet20_signs_seed0
     """
     from bench import analysis as an
-    from bench.runner import resolve_config
 
     flags = _training_flags(
         device, method=method, arch=arch, data=data, data_root=data_root, epochs=epochs, batch_size=batch_size,
-        lr=lr, seed=seed, split=split, schedule=schedule, aux=aux, out=out, amp=amp,
+        lr=lr, seed=seed, split=split, schedule=schedule, aux=aux, out=out, amp=amp, task=task,
     )
     if from_ is not None and compare is not None:
         raise fail("--from and --compare are two separate modes; give only one")
@@ -544,23 +641,16 @@ def analyze(
             an.plot_compare(analyses, target)
             console.print(f"wrote {target}", highlight=False, soft_wrap=True)
             return
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            cfg, method_obj = resolve_config(flags, sets=set_ or [], config_file=config, protocol=protocol)
-        console.print(f"[bold]analyze {_describe(cfg, f' · probe {probe_size} · alpha {alpha:g}')}[/]",
-                      highlight=False)
-        kwargs = dict(probe_size=probe_size, alpha=alpha, run_dir=run_dir, points_to_plot=epochs_to_plot)
-        if quiet:
-            res = an.analyze(cfg, method_obj, **kwargs)
-        else:
-            with RichProgress(console) as progress:
-                res = an.analyze(cfg, method_obj, progress=progress, **kwargs)
-    except DivergedError as e:
-        raise fail(f"training diverged: {e}. The run was recorded with status 'diverged'.", code=1) from None
     except BenchError as e:
-        raise fail(str(e)) from None
-    except KeyboardInterrupt:
-        raise fail("interrupted; the run was recorded with status 'failed'.", code=130) from None
+        raise fail_on(e, str(e), debug=debug) from None
+    cfg, method_obj = prepare(flags, sets=set_, config=config, protocol=protocol, include=include, debug=debug)
+    console.print(f"[bold]analyze {_describe(cfg, f' · probe {probe_size} · alpha {alpha:g}')}[/]", highlight=False)
+    kwargs = dict(probe_size=probe_size, alpha=alpha, run_dir=run_dir, points_to_plot=epochs_to_plot)
+
+    def train(progress):
+        return an.analyze(cfg, method_obj, progress=progress, **kwargs)
+
+    res = guarded_training(train, cfg, method_obj, quiet=quiet, debug=debug)
     console.print(an.summary_table(res.analysis))
     for name, path in {**res.files, "result": res.result_path}.items():
         console.print(f"{name}: {path}", highlight=False, soft_wrap=True)

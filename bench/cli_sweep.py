@@ -59,22 +59,32 @@ def sweep(
         list[str] | None, typer.Option("--sbatch", help="slurm: extra sbatch option key=value; repeatable.")
     ] = None,
     logs: Annotated[Path | None, typer.Option(help="slurm: folder of job logs. [default: OUT/.sweep/logs]")] = None,
+    include: Annotated[
+        list[Path] | None,
+        typer.Option(help="A .py file or a folder of them whose plugins the cells may name (loaded by every "
+                          "worker too); repeatable."),
+    ] = None,
+    debug: Annotated[bool, typer.Option(help="Show the traceback of an error on the screen.")] = False,
 ) -> None:
     """Run a grid of cells: protocol x methods x seeds x splits x --grid, locally or on SLURM; resumable.
 
     Each cell is a `bench run` in the folder named by its config hash: a finished cell is never run again, a
-    failed one only with --retry-failed, and a cell that was killed runs again from the start (or from its last
-    checkpoint). Run the same command again to complete an interrupted sweep. Examples:
+    failed one only with --retry-failed, and a cell that was killed or interrupted resumes from its
+    last epoch's checkpoint.
+    Run the same command again to complete an interrupted sweep. Examples:
 
         bench sweep --protocol cpu-cifar10 --methods sgd,dgl --seeds 0,1,2 --data-root ../shared/data --jobs 2
 
         bench sweep --protocol paper-cifar10-resnet32 --split 'blocks:2;blocks:4' --executor slurm --gpus 1 --time 600
 
         bench sweep --file table2.toml --status
+
+        bench sweep --include my_method.py --methods mine,greedy_ce --seeds 0,1
     """
     from bench import sweep as sw
-    from bench.cli import console, err_console, fail
+    from bench.cli import console, err_console, fail, fail_on, shown_warnings
     from bench.errors import BenchError
+    from bench.registry import load_includes
 
     try:
         seed_list = [int(s) for s in sw.parse_list(seeds, "seeds")] if seeds else None
@@ -88,13 +98,15 @@ def sweep(
             splits = [s.strip() for s in split.split(";")]
             if any(not s for s in splits):
                 raise sw.ConfigError(f"--split expects splits separated by ';', got {split!r}")
-        spec = sw.build_sweep(
-            protocol=protocol, methods=sw.parse_list(methods, "methods") or None, seeds=seed_list, splits=splits,
-            grid=sw.parse_grid(grid or []), sets=list(set_ or []), flags=flags, sweep_file=sweep_file,
-            config_file=str(config) if config else None,
-        )
+        with shown_warnings():
+            included = [str(p.resolve()) for p in load_includes(include)]
+            spec = sw.build_sweep(
+                protocol=protocol, methods=sw.parse_list(methods, "methods") or None, seeds=seed_list, splits=splits,
+                grid=sw.parse_grid(grid or []), sets=list(set_ or []), flags=flags, sweep_file=sweep_file,
+                config_file=str(config) if config else None, includes=included,
+            )
     except BenchError as e:
-        raise fail(str(e)) from None
+        raise fail_on(e, str(e), debug=debug) from None
 
     executor_name = (executor.value if executor else None) or spec.options.get("executor") or "local"
     if executor_name not in sw.EXECUTORS:
@@ -167,7 +179,7 @@ def sweep(
                 console.print("nothing to submit: every cell is done, running or failed (--retry-failed)")
             return
     except BenchError as e:
-        raise fail(str(e)) from None
+        raise fail_on(e, str(e), debug=debug) from None
     except KeyboardInterrupt:
         raise fail("interrupted; finished cells are kept, run the same sweep again to complete it", code=130) from None
     sw.refresh(spec.cells, submitted)

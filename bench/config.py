@@ -1,7 +1,8 @@
 """The resolved configuration of one run: defaults < protocol < config file < CLI flags (and ``--set``).
 
 Every field is recorded in the result file. Method hyperparameters live under ``hparams`` and are validated against
-the method's declared defaults (unknown key or wrong type -> ConfigError).
+the method's declarations (``bench.method.resolve_hparams``: unknown key, wrong type, range or choice ->
+ConfigError).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class RunConfig:
     data_root: str = "./data"
     data_options: dict[str, Any] = field(default_factory=dict)
     """Dataset-specific options (``--set data.num_classes=4`` for signs, ``data.labels=coarse`` for cifar100)."""
+    task: str = "classify"
+    """classify (class labels) | localize (class label and box, for a dataset with boxes: gtsrb, signs); see
+    ``bench.boxes``."""
+    lambda_box: float = 1.0
+    """Weight of the box loss added to every local objective under ``task=localize``."""
+    box_loss: str = "smooth_l1+giou"
+    """Box loss under ``task=localize``: smooth_l1 | giou | smooth_l1+giou (``bench.boxes.box_loss``)."""
     split: str = "stages"
     schedule: str | None = None
     """sequential | simultaneous | end_to_end; None = the method's default."""
@@ -187,28 +195,6 @@ def parse_literal(text: str) -> Any:
         return text
 
 
-def coerce_hparam(key: str, value: Any, default: Any) -> Any:
-    """Coerce a method hyperparameter to the type of its declared default.
-
-    A default of ``None`` accepts anything; a float default accepts ints; a float default also accepts a list of
-    floats (one value per module) when the method declares so by listing the key in ``per_module``.
-    """
-    if default is None:
-        return parse_literal(value) if isinstance(value, str) else value
-    if isinstance(default, bool):
-        return coerce(value, bool, key)
-    if isinstance(default, (int, float)):
-        raw = parse_literal(value) if isinstance(value, str) else value
-        if isinstance(raw, list):
-            return [coerce(v, float, key) for v in raw]
-        return coerce(raw, type(default), key) if not isinstance(default, float) else coerce(raw, float, key)
-    if isinstance(default, str):
-        return coerce(value, str, key)
-    if isinstance(default, list):
-        return coerce(value, list, key)
-    return value
-
-
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any], *, source: str) -> RunConfig:
     """Set fields of ``cfg`` from a mapping; method hyperparameters go to ``cfg.hparams`` unvalidated here
     (they are checked against the method's declared defaults once the method is known)."""
@@ -251,11 +237,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(path.read_text())
-        return json.loads(path.read_text())
+        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {e}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} cannot be read: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of key = value settings (a JSON object), not a "
+                          f"{type(data).__name__}; see `bench run --help` for the keys")
+    return data
 
 
 def validate(cfg: RunConfig) -> None:
@@ -302,3 +292,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"max_test_samples must be at least 1, got {cfg.max_test_samples}")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         raise ConfigError(f"max_steps must be at least 1, got {cfg.max_steps}")
+    _validate_task(cfg)
+
+
+def _validate_task(cfg: RunConfig) -> None:
+    from bench.boxes import validate_box_settings
+
+    validate_box_settings(cfg)

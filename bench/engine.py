@@ -9,6 +9,13 @@ only one module (and its head) are alive at a time. Methods differ only in the h
   dropped), then module 2 on top of the frozen prefix, and so on; the last module uses the network's own classifier.
 - ``simultaneous`` (decoupled): every batch goes through all modules; each steps on its own local loss.
 
+Task (``--task``, ``bench.boxes``): under ``localize`` every module's head and the network's own classifier are
+wrapped in a :class:`~bench.boxes.LocalizeHead`, a box head beside the classifier on the same features; a local loss
+still sees the classifier alone as ``step.head`` and returns ``(loss, logits)`` as for classification, and the engine
+adds ``lambda_box * box_loss(step.box_head(T_k), step.boxes)`` to it. A method written against :func:`train_local`
+thus learns the box with no change; one that wants its own box term passes ``add_box_term=False`` and uses
+``step.boxes`` and ``step.box_head`` itself.
+
 Precision (``bench.precision``): under ``amp`` every forward pass and local loss runs in bfloat16 autocast
 (parameters and optimizer state stay float32), on CPU as on CUDA; under ``channels_last`` the network, the heads and
 the input batches use the channels-last memory format. Evaluations run under the same autocast.
@@ -26,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import precision
+from bench.boxes import BoxRegressor, LocalizeHead, box_head_of, box_loss, classifier_of, is_localize
 from bench.errors import ConfigError, DivergedError
 from bench.evaluate import evaluate_all
 from bench.heads import build_head
@@ -50,9 +58,16 @@ class LocalStep:
     features: torch.Tensor
     """The module's output T_k, with gradient to the module's parameters."""
     head: nn.Module
+    """The module's classifier (its auxiliary head, or the network's own for the last module)."""
     is_last: bool
     run: RunContext
     deferred: list[Callable[[], tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=list)
+    boxes: torch.Tensor | None = None
+    """``--task localize``: the batch's target boxes, float32 (N, 4), normalised ``(x1, y1, x2, y2)`` in [0, 1]
+    and transformed with the images by the augmentation (``bench.boxes``); None for classification."""
+    box_head: nn.Module | None = None
+    """``--task localize``: the module's box head (``box_head(features)`` -> normalised boxes (N, 4)), trained by
+    the engine's box term; None for classification."""
 
     def defer(self, fn: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Run ``fn() -> (loss, logits)`` after the module's backward, outside the activation meter.
@@ -165,7 +180,38 @@ def build_units(
     """One Unit per local module. The last module uses the network's own classifier, unless
     ``cfg.last_head == "aux"``: then ``make_last_head`` (default ``make_head``) builds it and it *replaces*
     ``run.net.head``, so that evaluation and analysis use it (layerCNN and DGL classify with their auxiliary
-    network at the top too)."""
+    network at the top too). Under ``--task localize`` every head, the network's own included (``run.net.head``
+    is replaced), is a :class:`~bench.boxes.LocalizeHead` (:func:`add_box_heads`)."""
+    units = _build_units(run, make_head, make_last_head)
+    if is_localize(run.cfg):
+        add_box_heads(run, units)
+    return units
+
+
+def add_box_heads(run: RunContext, units: list[Unit]) -> None:
+    """Wrap every unit's head in a :class:`~bench.boxes.LocalizeHead` with a fresh
+    :class:`~bench.boxes.BoxRegressor` on the module's output, started at the training set's mean box; the last
+    unit's head is the network's own, so ``run.net.head`` becomes the wrapper too (the network's box head beside
+    its classifier). Idempotent."""
+    net = run.net
+    fmt = _memory_format(run)
+    if not getattr(run.data, "has_boxes", False):
+        raise ConfigError(f"--task localize needs a dataset with boxes; {run.data.dataset.name!r} has none")
+    mean_box = run.data.normalize_boxes(run.data.train_boxes).mean(0).cpu()
+    for k, unit in enumerate(units):
+        if isinstance(unit.head, LocalizeHead):
+            continue
+        shape = net.feature_shapes[-1] if k == len(units) - 1 else net.feature_shapes[k]
+        box_head = BoxRegressor(shape).start_at(mean_box).to(run.device, memory_format=fmt)
+        wrapped = LocalizeHead(unit.head, box_head)
+        if unit.head is net.head:
+            net.head = wrapped
+        unit.head = wrapped
+
+
+def _build_units(
+    run: RunContext, make_head: HeadFactory | None, make_last_head: HeadFactory | None = None
+) -> list[Unit]:
     net = run.net
     if run.cfg.schedule == "end_to_end":
         return [Unit(nn.Sequential(*net.stages), net.head)]
@@ -246,14 +292,20 @@ def apply_memory_format(run: RunContext) -> None:
     run.data.memory_format = fmt
 
 
-def _local_step(run: RunContext, units: list[Unit], k: int, x, y, inputs, loss_fn: LocalLoss, monitor, where):
-    """Forward module k on detached ``inputs``, compute its local loss, backward, step. Returns its output."""
+def _local_step(run: RunContext, units: list[Unit], k: int, x, y, inputs, loss_fn: LocalLoss, monitor, where,
+                *, boxes: torch.Tensor | None = None, add_box_term: bool = True):
+    """Forward module k on detached ``inputs``, compute its local loss (plus the box term under ``--task
+    localize``), backward, step. Returns its output."""
     unit = units[k]
     inputs = inputs.detach()  # no gradient crosses a module boundary
     with run.meter.activations(), autocast(run):
         features = unit.body(inputs)
-        step = LocalStep(k, len(units), x, y, inputs, features, unit.head, k == len(units) - 1, run)
+        box_head = box_head_of(unit.head)
+        step = LocalStep(k, len(units), x, y, inputs, features, classifier_of(unit.head), k == len(units) - 1, run,
+                         boxes=boxes if box_head is not None else None, box_head=box_head)
         loss, logits = loss_fn(step)
+        if add_box_term and step.box_head is not None and step.boxes is not None:
+            loss = loss + box_term(run, step.box_head(features), step.boxes)
     unit.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     for fn in step.deferred:  # probes and the like: after the backward, not counted as the module's activations
@@ -267,6 +319,22 @@ def _local_step(run: RunContext, units: list[Unit], k: int, x, y, inputs, loss_f
     unit.scheduler.step()
     monitor.update(loss, logits, y, where)
     return features.detach()
+
+
+def box_term(run: RunContext, predicted: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """``lambda_box * box_loss(predicted, boxes)`` with the run's ``lambda_box`` and ``box_loss`` settings."""
+    cfg = run.cfg
+    return float(getattr(cfg, "lambda_box", 1.0)) * box_loss(predicted, boxes, getattr(cfg, "box_loss", "smooth_l1"))
+
+
+def _train_batches(run: RunContext, batch_size: int):
+    """``(x, y, boxes)`` of one epoch: the data's ``train_batches`` with ``boxes`` None for classification, its
+    ``train_batches_with_boxes`` under ``--task localize`` (same images, same random numbers)."""
+    if is_localize(run.cfg):
+        yield from run.data.train_batches_with_boxes(batch_size, run.generator)
+    else:
+        for x, y in run.data.train_batches(batch_size, run.generator):
+            yield x, y, None
 
 
 class _History:
@@ -310,11 +378,17 @@ class _History:
             if evaluation is not None:
                 test_top1 = self._module_value(evaluation, "test_top1", "module_top1", module)
                 val_top1 = self._module_value(evaluation, "val_top1", "module_val_top1", module)
-            self.records.append({
+            record = {
                 "phase": phase, "module": module, "epoch": epoch + 1,
                 "train_loss": round(info["loss"], 6), "train_acc": round(info["acc"], 3),
                 "val_top1": val_top1, "test_top1": test_top1,
-            })
+            }
+            if is_localize(self.run.cfg):  # each module's box head: mean IoU per evaluation
+                record["val_miou"] = record["test_miou"] = None
+                if evaluation is not None:
+                    record["val_miou"] = self._module_value(evaluation, "val_miou", "module_val_miou", module)
+                    record["test_miou"] = self._module_value(evaluation, "test_miou", "module_miou", module)
+            self.records.append(record)
 
     def _module_value(self, evaluation: dict, network_key: str, module_key: str, module: int | None):
         if module is None or module == len(self.units) - 1:
@@ -332,18 +406,75 @@ class _History:
         return out
 
 
+def _save_checkpoint(run: RunContext, units: list[Unit], history: _History, phase: int, epoch: int,
+                     active: list[int], last_loss: float, epochs_run: int) -> None:
+    """Checkpoint at the end of an epoch (``bench.checkpoint``); a no-op unless the run checkpoints."""
+    if run.checkpointer is None:
+        return
+    from bench.checkpoint import meter_state, rng_state
+
+    run.checkpointer.save({
+        "phase": phase, "epoch": epoch,
+        "net": run.net.state_dict(),
+        "heads": [u.head.state_dict() for u in units],
+        "optimizers": {str(i): units[i].optimizer.state_dict() for i in active},
+        "schedulers": {str(i): units[i].scheduler.state_dict() for i in active},
+        "rng": rng_state(run.generator),
+        "history": {"records": history.records, "best": history.best, "best_val": history.best_val},
+        "meter": meter_state(run.meter),
+        "last_loss": last_loss, "epochs_run": epochs_run,
+    })
+
+
+def _restore_checkpoint(run: RunContext, units: list[Unit], history: _History) -> dict[str, Any] | None:
+    """Load a checkpoint's weights, history and counters; the caller resumes the schedule after its epoch."""
+    state = run.checkpointer.resume_state if run.checkpointer is not None else None
+    if state is None:
+        return None
+    from bench.checkpoint import set_meter_state
+
+    run.net.load_state_dict(state["net"])
+    for unit, head_state in zip(units, state["heads"], strict=True):
+        unit.head.load_state_dict(head_state)
+    history.records = list(state["history"]["records"])
+    history.best = state["history"]["best"]
+    history.best_val = state["history"]["best_val"]
+    set_meter_state(run.meter, state["meter"])
+    return state
+
+
+def _resume_optimizers(units: list[Unit], state: dict[str, Any] | None, active: list[int], run: RunContext) -> int:
+    """Load the saved optimizer/schedule of the modules in training and the RNG state; returns the first epoch to
+    run (0 without a checkpoint of this phase)."""
+    if state is None:
+        return 0
+    from bench.checkpoint import set_rng_state
+
+    for i in active:
+        units[i].optimizer.load_state_dict(state["optimizers"][str(i)])
+        units[i].scheduler.load_state_dict(state["schedulers"][str(i)])
+    set_rng_state(run.generator, state["rng"])
+    return int(state["epoch"]) + 1
+
+
 def train_local(
     run: RunContext,
     *,
     make_head: HeadFactory | None = None,
     local_loss: LocalLoss = cross_entropy_loss,
     make_last_head: HeadFactory | None = None,
+    add_box_term: bool = True,
 ) -> TrainOutcome:
     """Train ``run.net`` with local losses under ``run.cfg.schedule``; returns the heads for evaluation.
 
     ``make_head(k, feature_shape)`` builds module k's auxiliary head (the last module uses the network's own
     classifier, or ``make_last_head`` under ``--set last_head=aux``); by default the ``--aux`` head of the run
     (:func:`configured_heads`). ``local_loss`` defaults to cross-entropy of the head's logits.
+
+    Under ``--task localize`` each head gets a box head beside it and the engine adds ``lambda_box * box_loss``
+    of the box head's prediction to every local loss (:func:`box_term`), unless ``add_box_term`` is False: then the
+    local loss is responsible for the box (``step.boxes``, ``step.box_head``). The returned heads (and
+    ``run.net.head``) are then :class:`~bench.boxes.LocalizeHead` s, which evaluation scores on the boxes too.
     """
     cfg = run.cfg
     apply_memory_format(run)
@@ -356,22 +487,33 @@ def train_local(
     history = _History(run, units, heads)
     last_loss = float("nan")
     epochs_run = 0
+    resumed = _restore_checkpoint(run, units, history)
+    if resumed is not None:
+        last_loss, epochs_run = float(resumed["last_loss"]), int(resumed["epochs_run"])
 
     if cfg.schedule in ("end_to_end", "sequential"):
         for k, unit in enumerate(units):
+            if resumed is not None and k < resumed["phase"]:  # trained before the interruption: frozen
+                unit.train(False)
+                unit.body.requires_grad_(False)
+                unit.head.requires_grad_(False)
+                continue
             monitor = _LossMonitor(run.device)
+            monitor.last_loss = last_loss
             unit.optimizer = make_optimizer(unit.parameters(), cfg)
             unit.scheduler = make_scheduler(unit.optimizer, cfg, steps_per_epoch, cfg.epochs)
+            start_epoch = _resume_optimizers(units, resumed if resumed and k == resumed["phase"] else None, [k], run)
             label = "end to end" if len(units) == 1 else f"module {k + 1}/{len(units)}"
             run.progress.start_phase(label, steps_per_epoch * cfg.epochs)
+            run.progress.advance(steps_per_epoch * start_epoch)
             phase_steps = 0
-            for epoch in range(cfg.epochs):
+            for epoch in range(start_epoch, cfg.epochs):
                 if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
                     break
                 monitor.reset()
                 unit.train()
                 run.meter.start()
-                for i, (x, y) in enumerate(run.data.train_batches(cfg.batch_size, run.generator)):
+                for i, (x, y, boxes) in enumerate(_train_batches(run, cfg.batch_size)):
                     if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
                         break
                     phase_steps += 1
@@ -380,7 +522,8 @@ def train_local(
                             h = x
                             for frozen in units[:k]:
                                 h = frozen.body(h)
-                        _local_step(run, units, k, x, y, h, local_loss, monitor, f"{label}, epoch {epoch + 1}")
+                        _local_step(run, units, k, x, y, h, local_loss, monitor, f"{label}, epoch {epoch + 1}",
+                                    boxes=boxes, add_box_term=add_box_term)
                     if flops is not None:
                         run.meter.train_flops += flops.get_total_flops() / y.numel() * run.data.train_size * cfg.epochs
                         run.meter.record_trainable_state([unit.body, unit.head], [unit.optimizer])
@@ -392,6 +535,7 @@ def train_local(
                 is_network = k == len(units) - 1
                 history.end_epoch(k, epoch, {None if len(units) == 1 else k: monitor}, [k], is_network)
                 run.end_of_epoch(k, epoch, heads)
+                _save_checkpoint(run, units, history, k, epoch, [k], monitor.last_loss, epochs_run)
             run.progress.end_phase()
             last_loss = monitor.last_loss
             if len(units) > 1:  # freeze: eval mode, no grad, no optimizer state kept
@@ -403,10 +547,13 @@ def train_local(
         for unit in units:
             unit.optimizer = make_optimizer(unit.parameters(), cfg)
             unit.scheduler = make_scheduler(unit.optimizer, cfg, steps_per_epoch, cfg.epochs)
+        start_epoch = _resume_optimizers(units, resumed, list(range(len(units))), run)
         run.progress.start_phase(f"{len(units)} modules, simultaneous", steps_per_epoch * cfg.epochs)
+        run.progress.advance(steps_per_epoch * start_epoch)
         monitors = {k: _LossMonitor(run.device) for k in range(len(units))}  # the last one is displayed
+        monitors[len(units) - 1].last_loss = last_loss
         phase_steps = 0
-        for epoch in range(cfg.epochs):
+        for epoch in range(start_epoch, cfg.epochs):
             if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
                 break
             for mon in monitors.values():
@@ -414,7 +561,7 @@ def train_local(
             for unit in units:
                 unit.train()
             run.meter.start()
-            for i, (x, y) in enumerate(run.data.train_batches(cfg.batch_size, run.generator)):
+            for i, (x, y, boxes) in enumerate(_train_batches(run, cfg.batch_size)):
                 if cfg.max_steps is not None and phase_steps >= cfg.max_steps:
                     break
                 phase_steps += 1
@@ -422,7 +569,7 @@ def train_local(
                     h = x
                     for k in range(len(units)):
                         h = _local_step(run, units, k, x, y, h, local_loss, monitors[k],
-                                        f"module {k + 1}, epoch {epoch + 1}")
+                                        f"module {k + 1}, epoch {epoch + 1}", boxes=boxes, add_box_term=add_box_term)
                 if flops is not None:
                     run.meter.train_flops += flops.get_total_flops() / y.numel() * run.data.train_size * cfg.epochs
                     run.meter.record_trainable_state(
@@ -435,6 +582,8 @@ def train_local(
             run.progress.advance(0, epoch=epoch + 1, **monitors[len(units) - 1].info())
             history.end_epoch(0, epoch, monitors, list(range(len(units))), True)
             run.end_of_epoch(0, epoch, heads)
+            _save_checkpoint(run, units, history, 0, epoch, list(range(len(units))),
+                             monitors[len(units) - 1].last_loss, epochs_run)
         run.progress.end_phase()
         last_loss = monitors[len(units) - 1].last_loss
         for unit in units:

@@ -25,6 +25,9 @@ Rules the tables follow (they are also printed under each table):
 * Each protocol with memory measurements gets a figure of top-1 against memory relative to ``sgd``
   (``<protocol>.png``), drawn from the data file beside it (``<protocol>.pareto.csv``); ``--check`` compares the
   data file, so a figure is stale exactly when its data are.
+* A protocol of the ``localize`` task (``config.task``) adds the box columns (mean IoU, box accuracy and class + box
+  accuracy at IoU >= 0.5 and 0.75, each module's mean IoU) and prints the constant-box floor above its table: the
+  scores of always predicting the training set's mean box, which on GTSRB are high.
 * The output holds no generation timestamp and every ordering is explicit, so regenerating from the same
   files gives identical bytes and ``check_leaderboards`` can compare.
 """
@@ -79,6 +82,9 @@ SETTING_COLUMNS = (
     "config.max_train_samples",
     "config.max_test_samples",
     "config.max_steps",
+    "config.task",
+    "config.lambda_box",
+    "config.box_loss",
 )
 """Config fields (besides every ``config.hparams.*`` and ``config.data_options.*``) that tell two configurations
 of the same method, architecture, K and schedule apart."""
@@ -228,10 +234,13 @@ def group_by_protocol(
 # ----------------------------------------------------------------------------------------------- aggregation
 
 
-def _module_means(df: pd.DataFrame) -> pd.Series:
-    """Auxiliary-head accuracy per module, averaged elementwise over the seeds that report it (None if none);
-    one entry per :data:`KEY` group, in the order of ``df.groupby(KEY, sort=False)``."""
-    lists = df["metrics.module_top1"].map(lambda v: list(v) if isinstance(v, (list, tuple)) and len(v) else [])
+def _module_means(df: pd.DataFrame, column: str = "metrics.module_top1") -> pd.Series:
+    """Auxiliary-head accuracy (or another per-module list, ``column``) per module, averaged elementwise over the
+    seeds that report it (None if none); one entry per :data:`KEY` group, in the order of
+    ``df.groupby(KEY, sort=False)``."""
+    if column not in df.columns:
+        df = df.assign(**{column: None})
+    lists = df[column].map(lambda v: list(v) if isinstance(v, (list, tuple)) and len(v) else [])
     width = int(lists.map(len).max()) if len(lists) else 0
     padded = [v + [math.nan] * (width - len(v)) for v in lists]
     wide = pd.DataFrame(padded, index=df.index, columns=range(width)).apply(pd.to_numeric, errors="coerce")
@@ -249,14 +258,15 @@ def aggregate(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
     Columns: the :data:`KEY` columns, ``n`` (seeds with a test top-1), ``top1_mean``, ``top1_std`` (ddof=1,
     NaN for one seed), ``top5_mean``, ``best_mean``/``best_std``/``best_n`` (``metrics.test_top1_best``),
     ``modules`` (elementwise mean of ``module_top1``), ``activation_bytes``, ``gpu_bytes``, ``train_seconds``,
-    ``train_flops`` (means) and ``versions`` (the method versions, joined).
+    ``train_flops`` (means) and ``versions`` (the method versions, joined); and the box columns of the
+    ``localize`` task (:data:`BOX_METRICS`, ``miou_std``, ``module_miou``), NaN / None for classification.
     """
     df = keyed(results)
     ok = df[(df["status"] == "ok").fillna(False).to_numpy(dtype=bool)]
     if ok.empty:
         return pd.DataFrame(columns=[*KEY, "n", "top1_mean", "top1_std", "top5_mean", "best_mean", "best_std",
                                      "best_n", "modules", "activation_bytes", "gpu_bytes", "train_seconds",
-                                     "train_flops", "versions"])
+                                     "train_flops", "versions", *BOX_METRICS, "miou_std", "module_miou"])
     rows = ok.groupby(KEY, dropna=False, sort=False).agg(
         n=("metrics.test_top1", "count"),
         top1_mean=("metrics.test_top1", "mean"),
@@ -272,6 +282,7 @@ def aggregate(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
         versions=("method.version", lambda s: ", ".join(sorted(set(s.fillna(DASH).astype(str))))),
     )
     rows["modules"] = _module_means(ok).to_numpy()  # same groups, same order
+    rows = _add_box_aggregates(rows, ok)
     rows = rows.reset_index()
     rows["_no_mean"] = rows["top1_mean"].isna()
     rows["_neg_mean"] = -rows["top1_mean"].fillna(0.0)
@@ -279,6 +290,32 @@ def aggregate(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
     rows = rows.sort_values(["_no_mean", "_neg_mean", "method", "arch", "_k", "schedule", "settings"],
                             kind="mergesort")
     return rows.drop(columns=["_no_mean", "_neg_mean", "_k"]).reset_index(drop=True)
+
+
+BOX_METRICS = {
+    "miou_mean": "metrics.test_miou",
+    "box50_mean": "metrics.test_box_acc50",
+    "det50_mean": "metrics.test_det_acc50",
+    "box75_mean": "metrics.test_box_acc75",
+    "det75_mean": "metrics.test_det_acc75",
+    "floor_miou": "metrics.test_miou_floor",
+    "floor_box50": "metrics.test_box_acc50_floor",
+    "floor_box75": "metrics.test_box_acc75_floor",
+}
+"""Columns :func:`aggregate` adds for the ``localize`` task (means over seeds; NaN for classification results),
+with ``miou_std`` and ``module_miou`` (elementwise mean of ``metrics.module_miou``)."""
+
+
+def _add_box_aggregates(rows: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`BOX_METRICS` columns of :func:`aggregate` (rows indexed by :data:`KEY`, same groups as ``ok``)."""
+    needed = [*BOX_METRICS.values()]
+    frame = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") if c in ok.columns else math.nan for c in needed})
+    grouped = frame.groupby(KEY, dropna=False, sort=False)
+    for name, column in BOX_METRICS.items():
+        rows[name] = grouped[column].mean().to_numpy()
+    rows["miou_std"] = grouped["metrics.test_miou"].std().to_numpy()
+    rows["module_miou"] = _module_means(ok, "metrics.module_miou").to_numpy()
+    return rows
 
 
 def _value(x: Any) -> float | None:
@@ -518,6 +555,9 @@ def render_protocol(
     ]
     if show_best:
         columns.append(("Best-epoch top-1 (%)", True, lambda r, b: fmt_mean_std(r["best_mean"], r["best_std"])))
+    show_box = bool(rows["miou_mean"].notna().any()) if len(rows) else False
+    if show_box:
+        columns += _box_columns()
     columns += [
         ("n", True, lambda r, b: str(r["n"])),
         ("Top-5 (%)", True, lambda r, b: fmt_float(r["top5_mean"])),
@@ -531,6 +571,8 @@ def render_protocol(
         ("Train time", True, lambda r, b: fmt_duration(r["train_seconds"])),
         ("Train FLOPs", True, lambda r, b: fmt_flops(r["train_flops"])),
     ]
+    if show_box:
+        out += [_floor_line(rows), ""]
     headers = ["#", *(c[0] for c in columns)]
     right = [0, *(i + 1 for i, c in enumerate(columns) if c[1])]
     table = []
@@ -539,6 +581,8 @@ def render_protocol(
         table.append([str(i + 1), *(render(row, is_best) for _, _, render in columns)])
     out.append(md_table(headers, table, right) if table else "No completed (status ok) runs yet.")
     out += ["", *_legend(show_gpu, show_settings, show_best)]
+    if show_box:
+        out += ["", BOX_LEGEND]
 
     if figure:
         out += [
@@ -584,6 +628,40 @@ def render_protocol(
     if reference:
         out += ["", reference]
     return "\n".join(out).rstrip() + "\n"
+
+
+BOX_LEGEND = (
+    "Localisation (`--task localize`, see `bench/boxes.py`): Mean IoU: of the network's box head with the test box, "
+    "mean ± std over seeds. Box @0.5 / @0.75: test images whose predicted box has IoU >= 0.5 / 0.75 with the "
+    "true box. Class+box @0.5 / @0.75: the class is right and the IoU reaches the threshold (the detection-style "
+    "score). Module IoU: mean IoU of each local module's box head, averaged over seeds. Compare every box score "
+    "with the floor above the table, not with 0."
+)
+
+
+def _box_columns() -> list[tuple[str, bool, Callable[[pd.Series, bool], str]]]:
+    return [
+        ("Mean IoU", True, lambda r, b: fmt_mean_std(r["miou_mean"], r["miou_std"], 3)),
+        ("Box @0.5 (%)", True, lambda r, b: fmt_float(r["box50_mean"])),
+        ("Class+box @0.5 (%)", True, lambda r, b: fmt_float(r["det50_mean"])),
+        ("Box @0.75 (%)", True, lambda r, b: fmt_float(r["box75_mean"])),
+        ("Class+box @0.75 (%)", True, lambda r, b: fmt_float(r["det75_mean"])),
+        ("Module IoU", False, lambda r, b: " / ".join(fmt_float(v, 3) for v in r["module_miou"])
+         if isinstance(r["module_miou"], list) and r["module_miou"] else DASH),
+    ]
+
+
+def _floor_line(rows: pd.DataFrame) -> str:
+    """The constant-box floor of a localize protocol: the mean over its rows (the same test boxes; the mean training
+    box moves slightly with ``max_train_samples``)."""
+    miou, box50, box75 = (_value(rows[c].mean()) for c in ("floor_miou", "floor_box50", "floor_box75"))
+    if miou is None:
+        return "Constant-box floor: not recorded."
+    return (
+        f"**Constant-box floor** (always predicting the training set's mean box, on the test set): mean IoU "
+        f"{miou:.3f}, box accuracy {fmt_float(box50, 1)} % at IoU >= 0.5 and {fmt_float(box75, 1)} % at IoU >= 0.75. "
+        "A box score is only as good as its distance above this line."
+    )
 
 
 def _baseline(rows: pd.DataFrame, row: pd.Series, column: str) -> float | None:

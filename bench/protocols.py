@@ -47,6 +47,9 @@ _V1_PINNED = {"val_split": 0.0, "amp": False, "channels_last": False}
 """Version 1 of the cpu protocols predates validation splits and CPU mixed precision: pinned off, so that its
 committed results keep reproducing (bf16 halves the activation bytes)."""
 
+_LOCALIZE = {"task": "localize", "lambda_box": 1.0, "box_loss": "smooth_l1+giou"}
+"""Class and box (``bench.boxes``); ``lambda_box`` as chosen on the validation split (docs/localize.md)."""
+
 _CPU_METHOD_SETTINGS = {
     # GreedyDIB's gamma: best of {0.003, 0.01, 0.03, 0.1} on seed 0 of each cpu protocol (docs/greedydib.md)
     "greedydib": {"gamma": 0.01},
@@ -96,6 +99,33 @@ PROTOCOLS: dict[str, Protocol] = {
             method_settings=_CPU_METHOD_SETTINGS,
         ),
         Protocol(
+            "cpu-gtsrb-loc",
+            1,
+            "Traffic-sign localisation: class and box on the complete GTSRB at 32x32 (official test set, 10% of "
+            "the training tracks held out for validation), CIFAR ResNet-20 cut in 4 modules of balanced memory, "
+            "bf16 where native; sequential methods train each module for the protocol's epochs. Scores top-1, "
+            "mean IoU, box accuracy and class + box accuracy at IoU >= 0.5, against the constant-box floor; runs "
+            "on a 2-core CPU.",
+            {
+                "data": "gtsrb",
+                "arch": "cifar_resnet20",
+                "split": "balanced:4",
+                "epochs": 6,
+                "batch_size": 128,
+                "lr": 0.05,
+                "lr_schedule": "cosine",
+                "weight_decay": 5e-4,
+                "momentum": 0.9,
+                "val_split": 0.1,
+                "amp": "auto",
+                "channels_last": "auto",
+                **_LOCALIZE,
+            },
+            method_settings=_CPU_METHOD_SETTINGS,
+            source="GreedyDIB seed paper (2025): traffic signs with classification and regression heads; the "
+            "recipe is ours",
+        ),
+        Protocol(
             "paper-cifar10-resnet32",
             2,
             "InfoPro's CIFAR-10 recipe: ResNet-32, K local modules (set --split blocks:K, K in 2,4,8,16), "
@@ -135,6 +165,29 @@ PROTOCOLS: dict[str, Protocol] = {
                 "momentum": 0.9,
             },
             source="GreedyDIB seed paper (2025): architecture and dataset; the budget is ours",
+        ),
+        Protocol(
+            "paper-gtsrb-loc-resnet18",
+            1,
+            "Traffic-sign localisation on GPU: paper-gtsrb-resnet18's recipe (ResNet-18, CIFAR stem, GTSRB at "
+            "32x32, its 4 stages, 30 epochs, batch 128, SGD lr 0.05 cosine) with a box head beside every "
+            "classifier, 10% of the training tracks held out for validation.",
+            {
+                "data": "gtsrb",
+                "arch": "resnet18",
+                "split": "stages",
+                "epochs": 30,
+                "batch_size": 128,
+                "lr": 0.05,
+                "lr_schedule": "cosine",
+                "weight_decay": 5e-4,
+                "momentum": 0.9,
+                "val_split": 0.1,
+                "eval_every": 1,
+                **_LOCALIZE,
+            },
+            source="GreedyDIB seed paper (2025): traffic signs with classification and regression heads, "
+            "ResNet-18; the budget is ours",
         ),
     ]
 }

@@ -5,8 +5,8 @@ Layout of a result (``schema_version`` 1)::
     {
       "schema_version": 1,
       "run_id": "<hash of the resolved config>",
-      "status": "ok" | "failed" | "diverged",
-      "message": null | "why it failed or diverged",
+      "status": "ok" | "failed" | "diverged" | "interrupted",
+      "message": null | "why it failed, diverged or stopped",
       "config": {...the full resolved RunConfig, method hyperparameters under "hparams"...},
       "protocol": null | {"name": ..., "version": ...},
       "method": {"name": ..., "version": ..., "origin": "built-in" | "<distribution> <version>", "description": ...},
@@ -53,7 +53,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "diverged")
+STATUSES = ("ok", "failed", "diverged", "interrupted")
+"""``interrupted``: stopped by Ctrl-C or SIGTERM; running the same config again trains it anew."""
 RESULT_FILENAME = "result.json"
 REQUIRED_KEYS = ("schema_version", "run_id", "status", "config", "method", "metrics", "env")
 
@@ -104,18 +105,23 @@ def _json_default(obj: Any) -> Any:
 
 def validate_result(data: Any, source: str = "<result>") -> dict[str, Any]:
     """Check a parsed result against the schema; raise ResultFileError naming what is wrong."""
+    redo = "run it again (bench run ... --force) to write a new one, or delete it"
     if not isinstance(data, dict):
-        raise ResultFileError(f"{source}: a result must be a JSON object")
+        raise ResultFileError(f"{source}: not a result file (a result is a JSON object, this is a "
+                              f"{type(data).__name__}); {redo}")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise ResultFileError(f"{source}: unknown schema_version {version!r} (this harness reads {SCHEMA_VERSION})")
+        raise ResultFileError(
+            f"{source}: unknown schema_version {version!r} (this layerbench reads {SCHEMA_VERSION}): written by "
+            f"another version of layerbench, or not a result file; read it with that version, or {redo}"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise ResultFileError(f"{source}: missing keys {', '.join(missing)}")
+        raise ResultFileError(f"{source}: missing keys {', '.join(missing)} (an incomplete result file); {redo}")
     if data["status"] not in STATUSES:
-        raise ResultFileError(f"{source}: status {data['status']!r} is not one of {', '.join(STATUSES)}")
+        raise ResultFileError(f"{source}: status {data['status']!r} is not one of {', '.join(STATUSES)}; {redo}")
     if not isinstance(data["metrics"], dict) or not isinstance(data["config"], dict):
-        raise ResultFileError(f"{source}: 'metrics' and 'config' must be objects")
+        raise ResultFileError(f"{source}: 'metrics' and 'config' must be objects; {redo}")
     return data
 
 
@@ -132,7 +138,8 @@ def read_json(path: str | Path, error: type[Exception], corrupt_hint: str = "") 
 
 def read_result(path: str | Path) -> dict[str, Any]:
     """Read and validate one result file."""
-    return validate_result(read_json(path, ResultFileError), str(path))
+    hint = ": the file is damaged (cut short by a full disk or a copy?); run it again (bench run ... --force) or delete it"
+    return validate_result(read_json(path, ResultFileError, hint), str(path))
 
 
 def find_result_files(root: str | Path) -> list[Path]:

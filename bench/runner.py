@@ -16,13 +16,16 @@ import torch
 import bench
 from bench import config as config_mod
 from bench import precision
+from bench.boxes import check_task
 from bench.config import RunConfig
 from bench.data.loader import DeviceData
 from bench.errors import BenchError, ConfigError, DatasetError, DivergedError
 from bench.evaluate import evaluate_all
 from bench.measure import Meter
-from bench.method import Method, Progress, RunContext, SilentProgress
-from bench.registry import ARCHITECTURES, DATASETS, METHODS, PROTOCOLS
+from bench.method import Method, Progress, RunContext, SilentProgress, resolve_hparams, run_validate
+from bench.plugins import build_dataset, resolve_dataset_options
+from bench.plugins import build_network as build_staged_network
+from bench.registry import METHODS, PROTOCOLS
 from bench.results import RESULT_FILENAME, SCHEMA_VERSION, config_hash, read_result, write_json_atomic
 
 
@@ -56,30 +59,21 @@ def resolve_config(
         config_mod.apply_overrides(cfg, config_mod.parse_set_options(sets), source="--set")
 
     method = METHODS.get(cfg.method)
-    _check_method(method, cfg.method)
-    declared = dict(getattr(method, "hparams", {}) or {})
-    unknown = sorted(set(cfg.hparams) - set(declared))
-    if unknown:
-        accepted = ", ".join(sorted(declared)) or "none"
-        fields = ", ".join(config_mod.FIELD_NAMES)
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)} for method {cfg.method!r}. "
-            f"Method hyperparameters: {accepted}. Config keys: {fields}."
-        )
-    hparams = dict(declared)
-    for key, value in cfg.hparams.items():
-        hparams[key] = config_mod.coerce_hparam(key, value, declared[key])
-    cfg.hparams = hparams
+    origin = METHODS.origin(cfg.method)
+    cfg.hparams = resolve_hparams(method, cfg.method, cfg.hparams, origin)  # checks the Method protocol too
     allowed = tuple(getattr(method, "schedules", (method.default_schedule,)))
     if cfg.schedule is None:
         cfg.schedule = method.default_schedule
     elif cfg.schedule not in allowed:
         raise ConfigError(
-            f"method {cfg.method!r} runs with schedule {' or '.join(allowed)}, not {cfg.schedule!r}"
+            f"method {cfg.method!r} runs with schedule {' or '.join(allowed)}, not {cfg.schedule!r}; give one of "
+            "these to --schedule, or leave it out for the method's default"
         )
     if cfg.aux is None:
         cfg.aux = getattr(method, "default_aux", None)
     config_mod.validate(cfg)
+    cfg.data_options = resolve_dataset_options(cfg.data, cfg.data_options)
+    run_validate(method, cfg, origin)
     resolve_precision(cfg)
     return cfg, method
 
@@ -96,12 +90,6 @@ def resolve_precision(cfg: RunConfig) -> RunConfig:
     cfg.amp = precision.resolve_amp(cfg.amp, device)
     cfg.channels_last = precision.resolve_channels_last(cfg.channels_last, cfg.amp)
     return cfg
-
-
-def _check_method(method: Any, name: str) -> None:
-    missing = [a for a in ("version", "description", "default_schedule", "train") if not hasattr(method, a)]
-    if missing:
-        raise ConfigError(f"method {name!r} does not implement the Method protocol (missing {', '.join(missing)})")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -175,8 +163,8 @@ def run_dir_for(cfg: RunConfig, method: Method) -> Path:
 
 
 def load_data(cfg: RunConfig):
-    loader = DATASETS.get(cfg.data)
-    dataset = loader(cfg.data_root, allow_subset=cfg.allow_subset, download=cfg.download, **cfg.data_options)
+    dataset = build_dataset(cfg.data, cfg.data_root, allow_subset=cfg.allow_subset, download=cfg.download,
+                            options=cfg.data_options)
     if dataset.train_labels.numel() < cfg.batch_size:
         raise DatasetError(
             f"dataset {cfg.data!r} has {dataset.train_labels.numel()} training images, fewer than one batch "
@@ -186,8 +174,8 @@ def load_data(cfg: RunConfig):
 
 
 def build_network(cfg: RunConfig, num_classes: int, image_size: int):
-    builder = ARCHITECTURES.get(cfg.arch)
-    return builder(num_classes=num_classes, split=cfg.split, image_size=image_size, cifar_stem=cfg.cifar_stem)
+    return build_staged_network(cfg.arch, num_classes=num_classes, split=cfg.split, image_size=image_size,
+                                cifar_stem=cfg.cifar_stem)
 
 
 def execute(
@@ -198,12 +186,21 @@ def execute(
     force: bool = False,
     epoch_hooks: list | None = None,
     on_start=None,
+    checkpoint: bool = False,
+    resume: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Train and evaluate one resolved config; write ``<out>/<run>/result.json`` atomically and return it.
 
+    ``checkpoint`` saves ``checkpoint.pt`` in the run folder at every epoch end; ``resume`` (which implies it)
+    continues from that file when it belongs to this run (``bench.checkpoint``); it is removed once the result is
+    written.
+
     A finished run (status ok) with the same config is not run again unless ``force``. User errors raise
     BenchError before anything is written; a crash or divergence during training is recorded with status
-    ``failed``/``diverged`` and re-raised.
+    ``failed``/``diverged`` and re-raised (a crash's traceback goes to ``error.log`` beside the result); Ctrl-C
+    (or SIGTERM turned into KeyboardInterrupt by the CLI) is recorded with status ``interrupted`` and re-raised.
+    A previous result that is not ``ok`` (failed, diverged, interrupted) is replaced by the new run's; a run killed
+    by SIGKILL leaves none (the result is written atomically at the end), so the next run starts cleanly.
     """
     run_dir = run_dir_for(cfg, method)
     result_path = run_dir / RESULT_FILENAME
@@ -223,6 +220,7 @@ def execute(
     device = resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
     dataset = load_data(cfg)
+    check_task(cfg, dataset)  # --task localize needs boxes (bench.boxes)
     torch.manual_seed(cfg.seed)  # the network's initialisation does not depend on how the data was made
     amp = precision.resolve_amp(cfg.amp, device)
     fmt = precision.memory_format(precision.resolve_channels_last(cfg.channels_last, amp))
@@ -232,9 +230,14 @@ def execute(
                       max_test_samples=cfg.max_test_samples, memory_format=fmt)
     meter = Meter(device, exclude_params=list(net.parameters()))
     run = RunContext(cfg, net, data, device, meter, generator, progress or SilentProgress(), list(epoch_hooks or []))
+    if checkpoint or resume:
+        from bench.checkpoint import Checkpointer
+
+        run.checkpointer = Checkpointer(run_dir, run_id_for(cfg, method), resume=resume)
     if on_start is not None:
         on_start(run)
 
+    (run_dir / "error.log").unlink(missing_ok=True)  # a previous crash's traceback is not this run's
     started = _now()
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -267,6 +270,9 @@ def execute(
         metrics.update(outcome.extra_metrics)
         result["metrics"] = metrics
         result["history"] = outcome.history
+        if run.checkpointer is not None and run.checkpointer.resume_state is not None:
+            result["resumed_from"] = {"phase": int(run.checkpointer.resume_state["phase"]),
+                                      "epoch": int(run.checkpointer.resume_state["epoch"]) + 1}
     except DivergedError as e:
         result.update(status="diverged", message=str(e), metrics=meter.metrics())
         _finish(result, result_path)
@@ -274,14 +280,18 @@ def execute(
     except BenchError:
         raise
     except KeyboardInterrupt:
-        result.update(status="failed", message="interrupted by the user", metrics=meter.metrics())
+        result.update(status="interrupted", message="interrupted (Ctrl-C or SIGTERM) before the end of training",
+                      metrics=meter.metrics())
         _finish(result, result_path)
         raise
     except Exception as e:
         result.update(status="failed", message=f"{type(e).__name__}: {e}", metrics=meter.metrics())
+        _write_error_log(run_dir, e)
         _finish(result, result_path)
         raise
     _finish(result, result_path)
+    if run.checkpointer is not None:
+        run.checkpointer.remove()
     return result, result_path
 
 
@@ -290,6 +300,17 @@ def _protocol_record(name: str | None) -> dict | None:
         return None
     p = PROTOCOLS.get(name)
     return {"name": p.name, "version": p.version}
+
+
+def _write_error_log(run_dir: Path, error: BaseException) -> None:
+    """The traceback of a crashed run, in ``<run folder>/error.log`` (the screen shows only the message)."""
+    import traceback
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.log").write_text("".join(traceback.format_exception(error)))
+    except OSError:
+        pass
 
 
 def _finish(result: dict[str, Any], path: Path) -> None:

@@ -6,12 +6,13 @@ config and its method's identity), writes ``result.json`` atomically at the end,
 finished. The state of a sweep is therefore read from the run folders, not kept anywhere else:
 
 - ``done``: ``result.json`` with status ``ok``;
-- ``failed``: ``result.json`` with status ``failed``, ``diverged`` or ``interrupted`` (retried only with
+- ``failed``: ``result.json`` with status ``failed`` or ``diverged`` (retried only with
   ``--retry-failed``);
 - ``running``: a ``.running.json`` marker written when the cell started, whose process is alive (on this host) or
   whose SLURM job was submitted and has not finished;
-- ``pending``: none of the above; a cell killed mid-way (SIGKILL, preemption, power cut) leaves only a stale marker
-  and is pending again, so running the same sweep again completes it.
+- ``pending``: none of the above, or a result with status ``interrupted`` (Ctrl-C, SIGTERM); a cell killed mid-way
+  (SIGKILL, preemption, power cut) leaves only a stale marker and is pending again, so running the same sweep again
+  completes it.
 
 Executors:
 
@@ -19,6 +20,8 @@ Executors:
 - ``local``: ``--jobs N`` worker processes at a time on this machine, each given ``cores / N`` torch threads;
 - ``slurm``: one job array through submitit (``map_array``, at most ``--array-parallelism`` at once), logs per job
   in ``--logs``; a preempted or timed-out job is requeued by submitit and resumes from the run's last checkpoint.
+
+Every cell checkpoints at each epoch end and resumes from its checkpoint (``bench.checkpoint``).
 
 A sweep file (TOML) holds the same things for larger sweeps::
 
@@ -329,7 +332,7 @@ def refresh(cells: Iterable[Cell], submitted: dict[str, Any] | None = None) -> N
             cell.state = "done"
             cell.top1 = (result.get("metrics") or {}).get("test_top1")
             continue
-        if result is not None:
+        if result is not None and result.get("status") != "interrupted":
             cell.state, cell.message = "failed", f"{result.get('status')}: {result.get('message')}"
             continue
         marker = _read_json(cell.run_dir / MARKER)
@@ -362,7 +365,7 @@ def read_submitted(out: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------- workers
 
 
-def run_cell(spec: CellSpec | dict[str, Any], *, resume: bool = True, threads: int | None = None) -> dict[str, Any]:
+def run_cell(spec: CellSpec | dict[str, Any], *, threads: int | None = None) -> dict[str, Any]:
     """Run one cell in this process (the worker of every executor). Returns a short summary.
 
     Writes the ``.running.json`` marker first (with the process id, the host and the SLURM job id when there is
@@ -371,12 +374,14 @@ def run_cell(spec: CellSpec | dict[str, Any], *, resume: bool = True, threads: i
     import torch
 
     from bench.errors import DivergedError
+    from bench.registry import load_includes
     from bench.runner import execute, resolve_config, run_dir_for
 
     if isinstance(spec, dict):
         spec = CellSpec.from_json(spec)
     if threads:
         torch.set_num_threads(threads)
+    load_includes(spec.includes)  # the plugins of --include, in this (worker) process too
     cfg, method = resolve_config(spec.flags, sets=list(spec.sets), config_file=spec.config_file,
                                  protocol=spec.protocol)
     run_dir = run_dir_for(cfg, method)
@@ -387,8 +392,7 @@ def run_cell(spec: CellSpec | dict[str, Any], *, resume: bool = True, threads: i
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }))
     try:
-        kwargs = {"resume": True} if resume and _execute_accepts_resume() else {}
-        result, path = execute(cfg, method, **kwargs)
+        result, path = execute(cfg, method, checkpoint=True, resume=True)
         return {"status": result["status"], "top1": result["metrics"].get("test_top1"), "path": str(path),
                 "skipped": bool(result.get("_skipped"))}
     except DivergedError as e:
@@ -397,16 +401,8 @@ def run_cell(spec: CellSpec | dict[str, Any], *, resume: bool = True, threads: i
         marker.unlink(missing_ok=True)
 
 
-def _execute_accepts_resume() -> bool:
-    import inspect
-
-    from bench.runner import execute
-
-    return "resume" in inspect.signature(execute).parameters
-
-
 class SlurmCell:
-    """The callable a SLURM array task runs: one cell, resumed from its checkpoint after a requeue.
+    """The callable a SLURM array task runs: one cell, resumed from its last checkpoint after a requeue.
 
     submitit calls ``checkpoint`` when the job is preempted or reaches its time limit; returning a
     ``DelayedSubmission`` of the same call requeues it, and the rerun resumes from the run's last checkpoint.
@@ -414,7 +410,7 @@ class SlurmCell:
 
     def __call__(self, spec: dict[str, Any]) -> dict[str, Any]:
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None
-        return run_cell(spec, resume=True, threads=threads)
+        return run_cell(spec, threads=threads)
 
     def checkpoint(self, spec: dict[str, Any]):
         import submitit

@@ -100,6 +100,7 @@ class GreedyDIB:
     default_schedule = "sequential"
     schedules = ("sequential", "simultaneous")
     default_aux = "conv"
+    per_module = ("gamma",)  # gamma: one value, or a list with one value per module
     hparams = {
         "gamma": 0.01,
         "alpha": 1.01,

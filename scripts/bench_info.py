@@ -137,8 +137,8 @@ def step_times(
 
     from bench.engine import LocalStep
     from bench.heads import build_head
+    from bench.methods.greedydib import GreedyDIB, dib_regularizer
     from bench.registry import ARCHITECTURES
-    from methods.greedydib import GreedyDIB, dib_regularizer
 
     torch.manual_seed(0)
     net = ARCHITECTURES.get(arch)(num_classes=10, split="stages", image_size=32, cifar_stem=None).to(device)

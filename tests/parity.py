@@ -30,15 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from architectures.cifar_resnet import CIFAR_MEAN as INFOPRO_MEAN
-from architectures.cifar_resnet import CIFAR_STD as INFOPRO_STD
+from bench.architectures.cifar_resnet import CIFAR_MEAN as INFOPRO_MEAN
+from bench.architectures.cifar_resnet import CIFAR_STD as INFOPRO_STD
 from bench.config import RunConfig
 from bench.engine import make_optimizer
 from bench.heads import build_head
 from bench.measure import Meter
 from bench.method import RunContext
+from bench.methods.infopro import InfoPro
 from bench.runner import build_network
-from methods.infopro import InfoPro
 
 FIXTURE_DIR = Path(__file__).parent / "fixtures"
 BATCH_FILE = FIXTURE_DIR / "parity_batch.npz"

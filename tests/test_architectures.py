@@ -9,7 +9,7 @@ import timm
 import torch
 from torch import nn
 
-from architectures import (
+from bench.architectures import (
     INFOPRO_CUTS,
     apply_cifar_stem,
     body_of,

@@ -19,7 +19,7 @@ import torch
 
 from bench.errors import ConfigError
 from bench.heads import InfoProHead, build_head, infopro_reconstruction_loss, init_like_authors
-from methods.infopro import InfoPro
+from bench.methods.infopro import InfoPro
 from tests import parity
 
 FIXTURE = parity.load_cases() if parity.CASES_FILE.exists() else None

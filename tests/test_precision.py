@@ -15,8 +15,8 @@ from bench.config import RunConfig, validate
 from bench.engine import LocalStep, train_local
 from bench.errors import ConfigError
 from bench.evaluate import evaluate, precision_note, top1_standard_error
+from bench.methods.greedydib import GreedyDIB, dib_regularizer
 from bench.runner import execute, resolve_config
-from methods.greedydib import GreedyDIB, dib_regularizer
 from tests.tiny import tiny_run
 
 CPU = torch.device("cpu")

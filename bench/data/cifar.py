@@ -241,13 +241,17 @@ def _load(
             counts[fname] = x.shape[0]
         return np.concatenate(images), np.concatenate(ys), counts
 
-    train_x, train_y, train_counts = read_split(spec.train_files)
-    test_x, test_y, test_counts = read_split(spec.test_files)
     meta_path = folder / spec.meta_file[0]
-    if name == "cifar10":
-        class_names = _read_names(meta_path, "label_names", 10)
-    else:
-        class_names = _read_names(meta_path, f"{labels}_label_names", num_classes)
+    try:
+        train_x, train_y, train_counts = read_split(spec.train_files)
+        test_x, test_y, test_counts = read_split(spec.test_files)
+        if name == "cifar10":
+            class_names = _read_names(meta_path, "label_names", 10)
+        else:
+            class_names = _read_names(meta_path, f"{labels}_label_names", num_classes)
+    except DatasetError as exc:
+        raise DatasetError(f"{exc}. Replace {folder} with a fresh extract of the official archive ({spec.url})") \
+            from exc
 
     counts = {**train_counts, **test_counts}
     fewer = {f: n for f, n in counts.items() if n < spec.per_file_count[f]}

@@ -17,8 +17,9 @@ Choices:
   ``resize(..., antialias=True)``); GTSRB images range from 15 to 250 px, so most are shrunk. The aspect ratio
   is not kept (GTSRB crops are close to square).
 - The ROI box of each image is scaled to the stored image: x by ``image_size / Width``, y by
-  ``image_size / Height``, using the CSV's ``Width``/``Height`` (the size the ROI refers to), then clipped to
-  ``[0, image_size]``.
+  ``image_size / Height``, using the CSV's ``Width``/``Height`` (the size the ROI refers to;
+  ``bench.boxes.resize_boxes``). A ROI that is not a box inside its image (``0 <= X1 < X2 <= Width``,
+  ``0 <= Y1 < Y2 <= Height``) is a DatasetError naming the CSV file and line; the official files have none.
 - Mean and std are computed from the training images as loaded (after resizing), not taken from a publication,
   so they match whatever subset is on disk (the validation images included: the statistics are a property of
   the dataset, not of a split).
@@ -49,6 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.boxes import resize_boxes
 from bench.data._stats import channel_mean_std
 from bench.data.base import ImageDataset
 from bench.errors import ConfigError, DatasetError
@@ -181,7 +183,8 @@ def _read_image(path: Path, listed_in: Path) -> np.ndarray:
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise DatasetError(f"GTSRB image {path} listed in {listed_in} is missing") from exc
+        raise DatasetError(f"GTSRB image {path} listed in {listed_in} is missing: restore it (get the archive "
+                           f"again from {DOWNLOAD_PAGE}) or remove its line from {listed_in.name}") from exc
     except OSError as exc:
         raise DatasetError(f"cannot read GTSRB image {path}: {exc}") from exc
     m = _PPM_HEADER.match(data)
@@ -194,7 +197,8 @@ def _read_image(path: Path, listed_in: Path) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
     except Exception as exc:  # any decoder failure is a corrupt file
-        raise DatasetError(f"corrupt GTSRB image {path}: {exc}") from exc
+        raise DatasetError(f"corrupt GTSRB image {path}: {exc}; restore it (get the archive again from "
+                           f"{DOWNLOAD_PAGE}) or remove its line from {listed_in.name}") from exc
 
 
 def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -216,29 +220,41 @@ def _read_csv(path: Path) -> list[tuple[str, float, float, float, float, float, 
             if missing:
                 raise DatasetError(
                     f"malformed GTSRB annotation file {path}: missing column(s) {', '.join(missing)} "
-                    f"(expected {';'.join(_CSV_COLUMNS)})"
+                    f"(expected {';'.join(_CSV_COLUMNS)}); get the file again from {DOWNLOAD_PAGE}"
                 )
             for row in reader:
                 try:
-                    rows.append(
-                        (
-                            row["Filename"].strip(),
-                            float(row["Width"]),
-                            float(row["Height"]),
-                            float(row["Roi.X1"]),
-                            float(row["Roi.Y1"]),
-                            float(row["Roi.X2"]),
-                            float(row["Roi.Y2"]),
-                            int(row["ClassId"]),
-                        )
+                    parsed = (
+                        row["Filename"].strip(),
+                        float(row["Width"]),
+                        float(row["Height"]),
+                        float(row["Roi.X1"]),
+                        float(row["Roi.Y1"]),
+                        float(row["Roi.X2"]),
+                        float(row["Roi.Y2"]),
+                        int(row["ClassId"]),
                     )
                 except (TypeError, ValueError, AttributeError) as exc:
                     raise DatasetError(
                         f"malformed GTSRB annotation file {path}, line {reader.line_num}: {exc}"
                     ) from exc
+                _check_roi(parsed, path, reader.line_num)
+                rows.append(parsed)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"cannot read GTSRB annotation file {path}: {exc}") from exc
     return rows
+
+
+def _check_roi(row: tuple, path: Path, line: int) -> None:
+    """DatasetError naming the file and line unless the ROI is a non-empty box inside its Width x Height image."""
+    fname, w, h, x1, y1, x2, y2, _ = row
+    if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
+        raise DatasetError(
+            f"GTSRB annotation file {path}, line {line}: the ROI of {fname} "
+            f"(Roi.X1={x1:g}, Roi.Y1={y1:g}, Roi.X2={x2:g}, Roi.Y2={y2:g}) is not a box inside its "
+            f"{w:g}x{h:g} image (0 <= X1 < X2 <= Width, 0 <= Y1 < Y2 <= Height); correct the row, or get the file "
+            f"again from {DOWNLOAD_PAGE}"
+        )
 
 
 def track_of(filename: str) -> int | None:
@@ -269,7 +285,7 @@ def _load_split(
                 raise DatasetError(f"GTSRB annotation file {csv_path}: {fname} has Width/Height {w:g}x{h:g}")
             images[i] = _resize(_read_image(folder / fname, csv_path), size)
             labels[i] = cls
-            boxes[i] = (x1 * size / w, y1 * size / h, x2 * size / w, y2 * size / h)
+            boxes[i] = resize_boxes(torch.tensor([[x1, y1, x2, y2]]), (w, h), (size, size))[0].numpy()
             track = track_of(fname)
             tracks[i] = -(i + 1) if track is None else track
             i += 1

@@ -4,6 +4,12 @@ No per-sample PIL transforms and no worker processes on the hot path: the datase
 the device; each batch is cropped (pad + random offsets), flipped where the label allows, and normalised as a whole.
 The validation split (:func:`bench.data.base.validation_split`) is carved from the training set here: training
 batches never contain a held-out image.
+
+Boxes (``--task localize``): when the dataset has them, the ``*_with_boxes`` batch methods also yield each image's
+box, normalised to ``[0, 1]`` (``bench.boxes``), moved with the image by the same random crop (shifted by the crop
+offset, then clipped to the image) and mirrored by the same horizontal flip; ``train_batches`` and the other
+``(x, y)`` methods draw the same random numbers and give the same images. GTSRB and the generated signs never flip
+(``ImageDataset.hflip`` is False: traffic signs are not mirror-symmetric), in either task.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from bench.boxes import flip_boxes, normalize_boxes, shift_boxes
 from bench.data.base import ImageDataset, ValidationSplit, validation_split
 
 
@@ -59,6 +66,14 @@ class DeviceData:
         m = dataset.test_labels.numel() if max_test_samples is None else min(dataset.test_labels.numel(), max_test_samples)
         self.test_images = dataset.test_images[:m].to(self.device)
         self.test_labels = dataset.test_labels[:m].to(self.device)
+        self.has_boxes = dataset.train_boxes is not None and dataset.test_boxes is not None
+        """Whether every image has a box (``train_boxes``, ``val_boxes``, ``test_boxes``: float32 (N, 4) pixel
+        boxes of the stored image, on the device; None without)."""
+        self.train_boxes = self.val_boxes = self.test_boxes = None
+        if self.has_boxes:
+            self.train_boxes = _take(dataset.train_boxes, train_idx).float().to(self.device)
+            self.val_boxes = dataset.train_boxes[self.split.val_indices].float().to(self.device)
+            self.test_boxes = dataset.test_boxes[:m].float().to(self.device)
         self.mean = torch.tensor(dataset.mean, device=self.device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(dataset.std, device=self.device).view(1, -1, 1, 1) * 255.0
         self.hflip = dataset.hflip
@@ -98,6 +113,16 @@ class DeviceData:
 
     def augment(self, images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Random crop (zero or reflection padding) and, where the label allows, a random horizontal flip."""
+        return self._augment(images_u8, generator)[0]
+
+    def augment_with_boxes(
+        self, images_u8: torch.Tensor, boxes: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`augment` of the images and the same transform of their pixel boxes: shifted by the crop offset
+        and clipped to the image, mirrored with a flipped image. Draws the same random numbers as :meth:`augment`."""
+        return self._augment(images_u8, generator, boxes)
+
+    def _augment(self, images_u8: torch.Tensor, generator: torch.Generator, boxes: torch.Tensor | None = None):
         b, _, h, w = images_u8.shape
         x = images_u8
         p = self.crop_padding
@@ -113,24 +138,52 @@ class DeviceData:
             batch = torch.arange(b, device=x.device)[:, None, None, None]
             chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
             x = padded[batch, chans, rows, cols]
+            if boxes is not None:  # output pixel (r, c) is input pixel (r + dy - p, c + dx - p)
+                boxes = shift_boxes(boxes, p - dx, p - dy, w, h)
         if self.hflip:
             flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        return x
+            if boxes is not None:
+                boxes = flip_boxes(boxes, w, flip)
+        return x, boxes
+
+    def normalize_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Pixel boxes of the stored images -> fractions of the image side (``bench.boxes``)."""
+        h, w = self.train_images.shape[-2:]
+        return normalize_boxes(boxes, int(w), int(h))
 
     def train_batches(
         self, batch_size: int, generator: torch.Generator, *, augment: bool = True, drop_last: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled, augmented, normalised training batches ``(x, y)``."""
+        for x, y, _ in self._train_batches(batch_size, generator, augment, drop_last, with_boxes=False):
+            yield x, y
+
+    def train_batches_with_boxes(
+        self, batch_size: int, generator: torch.Generator, *, augment: bool = True, drop_last: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """:meth:`train_batches` with each image's normalised box, transformed with the image: ``(x, y, boxes)``.
+        Same images, same order, same random numbers as :meth:`train_batches`. ValueError without boxes."""
+        self._need_boxes()
+        yield from self._train_batches(batch_size, generator, augment, drop_last, with_boxes=True)
+
+    def _train_batches(self, batch_size, generator, augment, drop_last, *, with_boxes: bool):
         order = torch.randperm(self.train_size, generator=generator).to(self.device)
         for start in range(0, self.train_size, batch_size):
             idx = order[start : start + batch_size]
             if drop_last and idx.numel() < batch_size:
                 break
             images = self.train_images[idx]
+            boxes = self.train_boxes[idx] if with_boxes else None
             if augment:
-                images = self.augment(images, generator)
-            yield self.normalize(images), self.train_labels[idx]
+                images, boxes = self._augment(images, generator, boxes)
+            yield self.normalize(images), self.train_labels[idx], (
+                None if boxes is None else self.normalize_boxes(boxes)
+            )
+
+    def _need_boxes(self) -> None:
+        if not self.has_boxes:
+            raise ValueError(f"dataset {self.dataset.name!r} has no boxes")
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The test images in order, normalised, not augmented."""
@@ -140,9 +193,23 @@ class DeviceData:
         """The held-out validation images in order, normalised, not augmented (none when ``val_split`` is 0)."""
         return self._plain_batches(self.val_images, self.val_labels, batch_size)
 
-    def _plain_batches(self, images, labels, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def test_batches_with_boxes(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """:meth:`test_batches` with the normalised boxes: ``(x, y, boxes)``."""
+        self._need_boxes()
+        return self._plain_batches(self.test_images, self.test_labels, batch_size, self.test_boxes)
+
+    def val_batches_with_boxes(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """:meth:`val_batches` with the normalised boxes: ``(x, y, boxes)``."""
+        self._need_boxes()
+        return self._plain_batches(self.val_images, self.val_labels, batch_size, self.val_boxes)
+
+    def _plain_batches(self, images, labels, batch_size: int, boxes=None):
         for start in range(0, int(labels.numel()), batch_size):
-            yield self.normalize(images[start : start + batch_size]), labels[start : start + batch_size]
+            sl = slice(start, start + batch_size)
+            if boxes is None:
+                yield self.normalize(images[sl]), labels[sl]
+            else:
+                yield self.normalize(images[sl]), labels[sl], self.normalize_boxes(boxes[sl])
 
 
 def _take(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
