@@ -14,12 +14,13 @@ Checkpoints cover methods trained through ``bench.engine.train_local`` (every bu
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from bench.results import write_bytes_atomic
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -47,18 +48,9 @@ class Checkpointer:
         return state if state.get("version") == CHECKPOINT_VERSION else None
 
     def save(self, state: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {**state, "run_id": self.run_id, "version": CHECKPOINT_VERSION}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".checkpoint.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        torch.save({**state, "run_id": self.run_id, "version": CHECKPOINT_VERSION}, buffer)
+        write_bytes_atomic(self.path, buffer.getvalue())
         self.saved += 1
 
     def remove(self) -> None:

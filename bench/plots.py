@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.results import RESULT_FILENAME, ResultFileError, read_result
+from bench.results import RESULT_FILENAME, ResultFileError, read_result, write_bytes_atomic
 
 DPI = 150
 PNG_METADATA = {"Software": None}
@@ -58,21 +56,6 @@ def png_bytes(fig) -> bytes:
     with mpl.rc_context(RC):
         fig.savefig(buf, format="png", dpi=DPI, metadata=PNG_METADATA)
     return buf.getvalue()
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def method_colour(method: str, others: dict[str, str] | None = None) -> str:

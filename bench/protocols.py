@@ -50,6 +50,19 @@ committed results keep reproducing (bf16 halves the activation bytes)."""
 _LOCALIZE = {"task": "localize", "lambda_box": 1.0, "box_loss": "smooth_l1+giou"}
 """Class and box (``bench.boxes``); ``lambda_box`` as chosen on the validation split (docs/localize.md)."""
 
+_GTSRB_RESNET18 = {
+    "data": "gtsrb",
+    "arch": "resnet18",
+    "split": "stages",
+    "epochs": 30,
+    "batch_size": 128,
+    "lr": 0.05,
+    "lr_schedule": "cosine",
+    "weight_decay": 5e-4,
+    "momentum": 0.9,
+}
+"""The GreedyDIB seed paper's GTSRB setting as far as it is known (ResNet-18, CIFAR stem; the budget is ours)."""
+
 _CPU_METHOD_SETTINGS = {
     # GreedyDIB's gamma: best of {0.003, 0.01, 0.03, 0.1} on seed 0 of each cpu protocol (docs/greedydib.md)
     "greedydib": {"gamma": 0.01},
@@ -153,17 +166,7 @@ PROTOCOLS: dict[str, Protocol] = {
             1,
             "ResNet-18 (CIFAR stem) on GTSRB at 32x32, split in its 4 stages, 30 epochs, batch 128, SGD lr 0.05 "
             "cosine (GPU); the GreedyDIB seed paper's setting as far as it is known.",
-            {
-                "data": "gtsrb",
-                "arch": "resnet18",
-                "split": "stages",
-                "epochs": 30,
-                "batch_size": 128,
-                "lr": 0.05,
-                "lr_schedule": "cosine",
-                "weight_decay": 5e-4,
-                "momentum": 0.9,
-            },
+            dict(_GTSRB_RESNET18),
             source="GreedyDIB seed paper (2025): architecture and dataset; the budget is ours",
         ),
         Protocol(
@@ -173,15 +176,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "32x32, its 4 stages, 30 epochs, batch 128, SGD lr 0.05 cosine) with a box head beside every "
             "classifier, 10% of the training tracks held out for validation.",
             {
-                "data": "gtsrb",
-                "arch": "resnet18",
-                "split": "stages",
-                "epochs": 30,
-                "batch_size": 128,
-                "lr": 0.05,
-                "lr_schedule": "cosine",
-                "weight_decay": 5e-4,
-                "momentum": 0.9,
+                **_GTSRB_RESNET18,
                 "val_split": 0.1,
                 "eval_every": 1,
                 **_LOCALIZE,

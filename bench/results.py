@@ -75,15 +75,14 @@ def config_hash(config: dict[str, Any], length: int = 12) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON to ``path`` through a temporary file and an atomic rename: never a half-written file."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file, fsync and an atomic rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=_json_default)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -91,6 +90,12 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write JSON to ``path`` atomically (:func:`write_bytes_atomic`)."""
+    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _json_default(obj: Any) -> Any:
@@ -541,13 +546,4 @@ def _parquet_ready(df, engine: str):
 
 
 def _write_text_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, text.encode("utf-8"))
