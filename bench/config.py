@@ -285,7 +285,11 @@ def validate(cfg: RunConfig) -> None:
     if cfg.device not in DEVICES:
         raise ConfigError(f"device {cfg.device!r} is not one of {', '.join(DEVICES)}")
     if cfg.warmup_epochs < 0 or cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
-        raise ConfigError(f"warmup_epochs must be in [0, epochs), got {cfg.warmup_epochs}")
+        raise ConfigError(
+            f"warmup_epochs must be in [0, epochs), got {cfg.warmup_epochs} with epochs {cfg.epochs}"
+            + (f" (the warm-up comes from protocol {cfg.protocol})" if cfg.protocol else "")
+            + f": shorten it (--set warmup_epochs={max(0, cfg.epochs - 1)}) or train longer"
+        )
     if cfg.max_train_samples is not None and cfg.max_train_samples < cfg.batch_size:
         raise ConfigError("max_train_samples must be at least one batch")
     if cfg.max_test_samples is not None and cfg.max_test_samples < 1:

@@ -144,7 +144,7 @@ def keyed(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The results with the columns that identify a leaderboard row: ``protocol``, ``method``, ``arch``, ``k``,
     ``schedule``, ``settings`` (what differs within the group, ``""`` when nothing does) and ``seed``."""
     df = as_frame(results).copy()
-    df["protocol"] = _text(df["protocol.name"], ADHOC)
+    df["protocol"] = page_names(df)
     df["method"] = _text(df["method.name"], _text(df["config.method"], "?"))
     df["arch"] = _text(df["architecture.name"], _text(df["config.arch"], "?"))
     df["k"] = df["architecture.num_modules"].astype("Int64")
@@ -217,12 +217,28 @@ def _describe(row: pd.Series, root: str | Path | None) -> str:
     return f"{where} (finished {_timestamp_text(row.get('finished_at')) or 'unknown'})"
 
 
+def page_names(frame: pd.DataFrame) -> pd.Series:
+    """The leaderboard page of each result: its protocol's name, or ``<name>-v<version>`` for a result made under
+    an older version of a protocol that this layerbench defines (a superseded version keeps its own page, never
+    averaged with the current one); ``"adhoc"`` outside any protocol."""
+    from bench.protocols import PROTOCOLS as _PROTOCOLS
+
+    names = _text(frame["protocol.name"], ADHOC)
+    versions = frame["protocol.version"] if "protocol.version" in frame.columns else pd.Series(pd.NA, frame.index)
+    out = []
+    for name, version in zip(names, versions, strict=True):
+        current = _PROTOCOLS.get(str(name))
+        old = current is not None and not pd.isna(version) and int(version) != current.version
+        out.append(f"{name}-v{int(version)}" if old else str(name))
+    return pd.Series(out, index=frame.index, dtype="string")
+
+
 def group_by_protocol(
     results: pd.DataFrame | Iterable[Mapping[str, Any]], include_adhoc: bool = False
 ) -> dict[str, pd.DataFrame]:
     """Results grouped by protocol name, protocols sorted by name. Ad-hoc runs are left out by default."""
     frame = as_frame(results)
-    names = _text(frame["protocol.name"], ADHOC)
+    names = page_names(frame)
     groups = {
         str(name): frame[(names == name).to_numpy(dtype=bool)].reset_index(drop=True)
         for name in sorted(set(names))
@@ -262,11 +278,16 @@ def aggregate(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
     ``localize`` task (:data:`BOX_METRICS`, ``miou_std``, ``module_miou``), NaN / None for classification.
     """
     df = keyed(results)
+    for column in ("metrics.val_top1", "dataset.test_size"):
+        if column not in df.columns:
+            df[column] = math.nan
+        df[column] = pd.to_numeric(df[column], errors="coerce")
     ok = df[(df["status"] == "ok").fillna(False).to_numpy(dtype=bool)]
     if ok.empty:
         return pd.DataFrame(columns=[*KEY, "n", "top1_mean", "top1_std", "top5_mean", "best_mean", "best_std",
                                      "best_n", "modules", "activation_bytes", "gpu_bytes", "train_seconds",
-                                     "train_flops", "versions", *BOX_METRICS, "miou_std", "module_miou"])
+                                     "train_flops", "val_mean", "val_std", "test_size", "versions",
+                                     *BOX_METRICS, "miou_std", "module_miou"])
     rows = ok.groupby(KEY, dropna=False, sort=False).agg(
         n=("metrics.test_top1", "count"),
         top1_mean=("metrics.test_top1", "mean"),
@@ -279,6 +300,9 @@ def aggregate(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
         gpu_bytes=("metrics.peak_gpu_bytes", "mean"),
         train_seconds=("metrics.train_seconds", "mean"),
         train_flops=("metrics.train_flops", "mean"),
+        val_mean=("metrics.val_top1", "mean"),
+        val_std=("metrics.val_top1", "std"),
+        test_size=("dataset.test_size", "max"),
         versions=("method.version", lambda s: ", ".join(sorted(set(s.fillna(DASH).astype(str))))),
     )
     rows["modules"] = _module_means(ok).to_numpy()  # same groups, same order
@@ -479,6 +503,25 @@ def _device(env_device: Any, name: Any, threads: Any) -> str | None:
     return name
 
 
+def _superseded_lines(page: str) -> list[str]:
+    """The banner of a superseded protocol version's page (``<name>-v<version>``, :func:`page_names`)."""
+    from bench.protocols import PROTOCOLS as _PROTOCOLS
+    from bench.protocols import SUPERSEDED
+
+    match = re.fullmatch(r"(.+)-v(\d+)", page)
+    if not match or match.group(1) not in _PROTOCOLS:
+        return []
+    name, version = match.group(1), int(match.group(2))
+    current = _PROTOCOLS[name].version
+    why = SUPERSEDED.get((name, version), "")
+    return [
+        f"**Superseded.** Version {version} of `{name}`; version {current} is on [{protocol_filename(name)}]"
+        f"({protocol_filename(name)}). " + (f"Why: {why} " if why else "") + "Kept as it was published; do not read "
+        "a ranking from it.",
+        "",
+    ]
+
+
 def _short(message: Any, limit: int = 160) -> str:
     if message is None or pd.isna(message) or not message:
         return DASH
@@ -523,6 +566,7 @@ def render_protocol(
         reference = render_reference(name, df)
         return "\n".join([*out, *(["", reference] if reference else [])]).rstrip() + "\n"
     devices = [_device(*v) for v in zip(df["env.device"], df["env.device_name"], df["env.threads"], strict=True)]
+    out += _superseded_lines(name)
     out += [
         f"- Protocol version(s): {_join(_sorted_unique(df['protocol.version']))}",
         f"- Harness version(s) (layerbench): {_join(_sorted_unique(df['env.layerbench']))}",
@@ -549,6 +593,9 @@ def render_protocol(
     ]
     if show_settings:
         columns.append(("Settings", False, lambda r, b: r["settings"] or DASH))
+    show_val = bool(rows["val_mean"].notna().any()) if len(rows) else False
+    if show_val:
+        columns.append(("Val top-1 (%)", True, lambda r, b: fmt_mean_std(r["val_mean"], r["val_std"])))
     columns += [
         ("Top-1 (%)", True,
          lambda r, b: (lambda t: f"**{t}**" if b else t)(fmt_mean_std(r["top1_mean"], r["top1_std"]))),
@@ -569,7 +616,9 @@ def render_protocol(
         columns.append(("GPU peak (MiB)", True, lambda r, b: fmt_mib(r["gpu_bytes"])))
     columns += [
         ("Train time", True, lambda r, b: fmt_duration(r["train_seconds"])),
+        ("Time vs sgd", True, lambda r, b: fmt_ratio(r["train_seconds"], _baseline(rows, r, "train_seconds"))),
         ("Train FLOPs", True, lambda r, b: fmt_flops(r["train_flops"])),
+        ("FLOPs vs sgd", True, lambda r, b: fmt_ratio(r["train_flops"], _baseline(rows, r, "train_flops"))),
     ]
     if show_box:
         out += [_floor_line(rows), ""]
@@ -580,7 +629,10 @@ def render_protocol(
         is_best = best_mean is not None and _value(row["top1_mean"]) == best_mean
         table.append([str(i + 1), *(render(row, is_best) for _, _, render in columns)])
     out.append(md_table(headers, table, right) if table else "No completed (status ok) runs yet.")
-    out += ["", *_legend(show_gpu, show_settings, show_best)]
+    out += ["", *_legend(show_gpu, show_settings, show_best, show_val)]
+    precision = _precision_line(rows)
+    if precision:
+        out += ["", precision]
     if show_box:
         out += ["", BOX_LEGEND]
 
@@ -669,7 +721,25 @@ def _baseline(rows: pd.DataFrame, row: pd.Series, column: str) -> float | None:
     return None if baseline is None else _value(baseline[column])
 
 
-def _legend(show_gpu: bool, show_settings: bool = False, show_best: bool = False) -> list[str]:
+def _precision_line(rows: pd.DataFrame) -> str | None:
+    """How precise a top-1 of this page is: the binomial standard error of the best row's top-1 on the test set
+    (:func:`bench.evaluate.top1_standard_error`), and what it means for reading differences."""
+    from bench.evaluate import precision_note, top1_standard_error
+
+    best = best_row(rows)
+    if best is None or pd.isna(best["test_size"]) or int(best["test_size"]) < 1:
+        return None
+    n, top1 = int(best["test_size"]), float(best["top1_mean"])
+    se = top1_standard_error(top1, n)
+    return (
+        f"**Test precision.** {precision_note(top1, n)} The test set is the same for every seed, so more seeds do "
+        f"not shrink this: a difference between two rows smaller than about {2 * se:.{1 if se >= 0.45 else 2}f} "
+        "points is not resolved by this test set (the ± is the spread over seeds, a different thing)."
+    )
+
+
+def _legend(show_gpu: bool, show_settings: bool = False, show_best: bool = False,
+            show_val: bool = False) -> list[str]:
     return [
         (
             "Settings: what differs between results of the same method, architecture, K and schedule. "
@@ -681,12 +751,19 @@ def _legend(show_gpu: bool, show_settings: bool = False, show_best: bool = False
             "Best-epoch top-1: the best of the per-epoch evaluations of each run, mean ± std over seeds. "
             if show_best else ""
         )
+        + (
+            "Val top-1: accuracy on the validation split held out of the training set (what every selection "
+            "uses), at the end of training, mean ± std over seeds. "
+            if show_val else ""
+        )
         + "n: number of seeds. Top-5: mean. "
         "Module top-1: accuracy of each local module's auxiliary head, averaged over seeds (`–`: none). "
         "Act. mem: peak activation memory, mean over seeds; vs sgd: its ratio to the `sgd` row of the same "
         "architecture (`–`: no such row). "
         + ("GPU peak: peak GPU memory allocated, mean over seeds. " if show_gpu else "")
-        + "Train time and FLOPs: mean over seeds. Bold: best mean top-1 in this protocol.",
+        + "Train time and FLOPs: mean over seeds; vs sgd: their ratio to the same `sgd` row (a sequential "
+        "schedule trains each module for the protocol's epochs, so it makes more passes than sgd). "
+        "Bold: best mean top-1 in this protocol.",
     ]
 
 

@@ -77,6 +77,47 @@ class SilentProgress:
         pass
 
 
+class LogProgress:
+    """Progress as plain lines for a log file (sweep workers, cluster jobs): one line when a phase starts and one at
+    each epoch end (the engine's ``advance(0, epoch=..., loss=..., acc=...)``), with the elapsed time."""
+
+    def __init__(self, stream: Any = None, prefix: str = "") -> None:
+        import sys
+
+        self.stream = stream if stream is not None else sys.stdout
+        self.prefix = prefix
+        self.phase = ""
+        self.total = 0
+        self.done = 0
+        self.started = 0.0
+
+    def _line(self, text: str) -> None:
+        import time
+
+        elapsed = time.monotonic() - self.started
+        print(f"{self.prefix}{text} [{int(elapsed) // 60}m {int(elapsed) % 60:02d}s]", file=self.stream, flush=True)
+
+    def start_phase(self, description: str, total_steps: int) -> None:
+        import time
+
+        self.phase, self.total, self.done, self.started = description, total_steps, 0, time.monotonic()
+        self._line(f"{description}: {total_steps} steps")
+
+    def advance(self, steps: int = 1, **info: Any) -> None:
+        self.done += steps
+        if "epoch" in info:
+            text = " ".join(
+                f"{k} {v:.3f}" if k == "loss" else f"{k} {v:.1f}%" if k == "acc" else f"{k} {v}"
+                for k, v in info.items()
+            )
+            self._line(f"{self.phase}: step {self.done}/{self.total} {text}")
+
+    def end_phase(self) -> None:
+        if self.phase:
+            self._line(f"{self.phase}: done")
+        self.phase = ""
+
+
 @dataclass
 class RunContext:
     """Everything a method needs to train. ``cfg`` is fully resolved (schedule, aux head and hparams filled in)."""

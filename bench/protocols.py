@@ -199,3 +199,13 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
     ]
 }
+
+SUPERSEDED: dict[tuple[str, int], str] = {
+    ("cpu-cifar10", 1): "6 epochs, far from converged (a plain loop reaches about 68 % in 20); ResNet-20 split in its 3 "
+    "stages; no validation split, GreedyDIB's gamma chosen on the test set.",
+    ("cpu-gtsrb", 1): "made on a 2,580-image training subset of GTSRB (60 per class at original size) that the data "
+    "folder no longer holds: it cannot be reproduced on the complete set; 15 epochs on that subset, far from "
+    "converged; no validation split, GreedyDIB's gamma chosen on the test set.",
+}
+"""Why an older protocol version was replaced; its committed results keep their own leaderboard page."""
+

@@ -269,6 +269,7 @@ def execute(
         metrics["epochs_completed"] = outcome.epochs_completed
         metrics.update(outcome.extra_metrics)
         result["metrics"] = metrics
+        result["architecture"].update(trained_params(net, outcome.aux_heads))
         result["history"] = outcome.history
         if run.checkpointer is not None and run.checkpointer.resume_state is not None:
             result["resumed_from"] = {"phase": int(run.checkpointer.resume_state["phase"]),
@@ -293,6 +294,18 @@ def execute(
     if run.checkpointer is not None:
         run.checkpointer.remove()
     return result, result_path
+
+
+def trained_params(net: torch.nn.Module, aux_heads: Any) -> dict[str, int]:
+    """Parameter counts after training: ``params``, the network as it is evaluated (with the box head beside its
+    classifier under ``--task localize``, added during training), and ``aux_params``, the auxiliary heads that
+    training used and the network does not keep (each module's classifier, and its box head under localize)."""
+    own = {id(p) for p in net.parameters()}
+    aux: dict[int, int] = {}
+    for head in aux_heads or []:
+        if isinstance(head, torch.nn.Module):
+            aux.update({id(p): p.numel() for p in head.parameters() if id(p) not in own})
+    return {"params": sum(p.numel() for p in net.parameters()), "aux_params": sum(aux.values())}
 
 
 def _protocol_record(name: str | None) -> dict | None:

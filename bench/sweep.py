@@ -365,6 +365,11 @@ def read_submitted(out: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------- workers
 
 
+def cell_label(cfg: Any) -> str:
+    """``sgd seed 0`` for a cell's log lines."""
+    return f"{cfg.method} seed {cfg.seed}"
+
+
 def run_cell(spec: CellSpec | dict[str, Any], *, threads: int | None = None) -> dict[str, Any]:
     """Run one cell in this process (the worker of every executor). Returns a short summary.
 
@@ -392,7 +397,13 @@ def run_cell(spec: CellSpec | dict[str, Any], *, threads: int | None = None) -> 
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }))
     try:
-        result, path = execute(cfg, method, checkpoint=True, resume=True)
+        from bench.method import LogProgress
+
+        print(f"{cell_label(cfg)}: {run_dir}", flush=True)
+        result, path = execute(cfg, method, checkpoint=True, resume=True, progress=LogProgress())
+        metrics = result.get("metrics") or {}
+        print(f"{cell_label(cfg)}: {result['status']}, test top-1 {metrics.get('test_top1')}, "
+              f"validation top-1 {metrics.get('val_top1')}", flush=True)
         return {"status": result["status"], "top1": result["metrics"].get("test_top1"), "path": str(path),
                 "skipped": bool(result.get("_skipped"))}
     except DivergedError as e:

@@ -24,6 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 
 
+def _current_version(protocol: str) -> int:
+    from bench.protocols import PROTOCOLS
+
+    return PROTOCOLS[protocol].version if protocol in PROTOCOLS else 1
+
+
 def make_result(
     method: str = "sgd",
     seed: int = 0,
@@ -62,7 +68,7 @@ def make_result(
             "batch_size": 128,
             "hparams": dict(hparams or {}),
         },
-        "protocol": None if protocol is None else {"name": protocol, "version": 1},
+        "protocol": None if protocol is None else {"name": protocol, "version": _current_version(protocol)},
         "method": {"name": method, "version": "1.0", "origin": "built-in", "description": "test"},
         "dataset": {
             "name": "cifar10",
@@ -589,6 +595,17 @@ def test_empty_results_folder(tmp_path: Path) -> None:
 COMMITTED = REPO / "leaderboards" / "results"
 
 
+def _page_of(result: dict[str, Any]) -> str | None:
+    """The page a result belongs on, computed independently of bench.leaderboard.page_names."""
+    from bench.protocols import PROTOCOLS
+
+    protocol = result["protocol"] or {}
+    name, version = protocol.get("name"), protocol.get("version")
+    if name in PROTOCOLS and version != PROTOCOLS[name].version:
+        return f"{name}-v{version}"
+    return name
+
+
 def test_committed_results_give_the_cells_a_plain_computation_gives() -> None:
     """The pandas aggregation against an independent one (statistics.fmean/stdev over the JSON files), on every
     committed result: same rows, same top-1, n, top-5, module top-1, memory, time and FLOPs cells."""
@@ -599,7 +616,7 @@ def test_committed_results_give_the_cells_a_plain_computation_gives() -> None:
     assert warnings == []
     for protocol, group in lb.group_by_protocol(results).items():
         page = rows_by_method(lb.render_protocol(protocol, group))
-        mine = [f for f in files if (f["protocol"] or {}).get("name") == protocol and f["status"] == "ok"]
+        mine = [f for f in files if _page_of(f) == protocol and f["status"] == "ok"]
         assert sorted(page) == sorted({f["method"]["name"] for f in mine})
         sgd_act = statistics.fmean(f["metrics"]["peak_activation_bytes"] for f in mine if f["method"]["name"] == "sgd")
         for method, row in page.items():
@@ -695,3 +712,32 @@ def test_paper_protocols_get_their_published_page_before_any_run(tmp_path):
     assert "Table 2" in page and "Table 3" in page and "infopro-table2-resnet110.toml" in page
     assert "7.37 ± 0.10" in files["paper-cifar10-resnet32.md"]
     assert "cpu-cifar10.md" not in files  # protocols without published numbers get no empty page
+
+
+def test_superseded_protocol_version_gets_its_own_page(tmp_path: Path) -> None:
+    """A result of an older version of a protocol is never averaged with the current version's: its own page."""
+    from bench.protocols import PROTOCOLS
+
+    current = PROTOCOLS["cpu-cifar10"].version
+    assert current >= 2
+    save(tmp_path, make_result("sgd", 0, 70.0), folder="new")
+    old = make_result("sgd", 0, 40.0)
+    old["protocol"]["version"] = current - 1
+    save(tmp_path, old, folder="old")
+    files = lb.build_leaderboards(tmp_path)
+    assert f"cpu-cifar10-v{current - 1}.md" in files and "cpu-cifar10.md" in files
+    assert "70.00" in files["cpu-cifar10.md"] and "40.00" not in files["cpu-cifar10.md"]
+    assert "40.00" in files[f"cpu-cifar10-v{current - 1}.md"]
+
+
+def test_time_and_flops_relative_to_sgd_and_test_precision(tmp_path: Path) -> None:
+    save(tmp_path, make_result("sgd", 0, 70.0, train_seconds=100.0, train_flops=1e12), folder="a")
+    save(tmp_path, make_result("greedy_ce", 0, 60.0, k=3, schedule="sequential", train_seconds=250.0,
+                                  train_flops=1.5e12), folder="b")
+    page = lb.build_leaderboards(tmp_path)["cpu-cifar10.md"]
+    rows = rows_by_method(page)
+    assert rows["greedy_ce"]["Time vs sgd"] == "2.50x" and rows["greedy_ce"]["FLOPs vs sgd"] == "1.50x"
+    assert rows["sgd"]["Time vs sgd"] == "1.00x"
+    # test_size 10,000 (make_result's dataset) at 70 %: 100 * sqrt(0.7 * 0.3 / 10000) = 0.458 points
+    assert "standard error of about 0.46 points (10,000 test images, at 70.0 %)" in page
+    assert "smaller than about 0.9 points" in page

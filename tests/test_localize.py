@@ -355,6 +355,18 @@ def test_each_modules_box_head_is_scored(results, name):
     assert all(v > m["test_miou_floor"] for v in m["module_miou"]), m["module_miou"]
 
 
+@pytest.mark.parametrize("name", BUILTIN)
+def test_parameter_counts_include_the_box_heads(results, name):
+    """``architecture.params`` is the network as evaluated, box head included; ``aux_params`` the local heads."""
+    from bench.runner import build_network
+
+    arch = results[name]["architecture"]
+    cfg, _ = resolve_config({"method": name, "arch": "cifar_resnet20", "split": "stages", "out": "unused"})
+    plain = sum(p.numel() for p in build_network(cfg, 4, 16).parameters())  # the same network, classify task
+    assert arch["params"] >= plain + 4 * 64, (arch, plain)  # a box head on 64 features: 4 outputs per feature
+    assert (arch["aux_params"] > 0) == (name != "sgd"), arch
+
+
 def test_leaderboard_shows_the_box_columns_and_the_floor(results, tmp_path):
     page = leaderboard.render_protocol("adhoc", list(results.values()))
     assert "Constant-box floor" in page and "Mean IoU" in page and "Class+box @0.5 (%)" in page

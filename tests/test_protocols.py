@@ -4,6 +4,8 @@ written in the official layouts (the recipe's batch size is lowered to fit them;
 from __future__ import annotations
 
 import pytest
+
+from bench.errors import ConfigError
 from typer.testing import CliRunner
 
 from bench.cli import app
@@ -41,8 +43,15 @@ def test_infopro_recipe_is_the_published_one():
 
 
 def test_flags_and_set_override_the_protocol():
-    cfg, _ = resolve_config({"method": "sgd", "epochs": 2}, protocol="cpu-cifar10", sets=["lr=0.2"])
-    assert (cfg.epochs, cfg.lr, cfg.data) == (2, 0.2, "cifar10")
+    cfg, _ = resolve_config({"method": "sgd", "epochs": 5}, protocol="cpu-cifar10", sets=["lr=0.2"])
+    assert (cfg.epochs, cfg.lr, cfg.data) == (5, 0.2, "cifar10")
+
+
+def test_a_budget_shorter_than_the_protocols_warm_up_says_how_to_fix_it():
+    with pytest.raises(ConfigError, match=r"warm-up comes from protocol cpu-cifar10.*--set warmup_epochs=1"):
+        resolve_config({"method": "sgd", "epochs": 2}, protocol="cpu-cifar10")
+    cfg, _ = resolve_config({"method": "sgd", "epochs": 2}, protocol="cpu-cifar10", sets=["warmup_epochs=1"])
+    assert cfg.warmup_epochs == 1
 
 
 @pytest.mark.parametrize("protocol", sorted(PROTOCOLS.names()))

@@ -60,6 +60,11 @@ def test_local_executor_through_the_cli_then_status_and_dry_run(tmp_path):
     assert len(results_of(tmp_path)) == 4
     for path in results_of(tmp_path):
         assert json.loads(path.read_text())["status"] == "ok"
+    logs = sorted((tmp_path / sw.SWEEP_STATE / "local").glob("*.log"))
+    assert len(logs) == 4
+    for log in logs:  # each worker's log follows its run: a line per phase and per epoch, then the outcome
+        text = log.read_text()
+        assert "epoch 1" in text and "loss" in text and ": ok, test top-1" in text, text
     first = results_of(tmp_path)
     res = runner.invoke(app, args)
     assert res.exit_code == 0 and "4 done" in res.output and results_of(tmp_path) == first

@@ -1,0 +1,120 @@
+"""Budget evidence for a cpu protocol: validation top-1 against the training budget (epochs), per method.
+
+Reads the result files of a budget sweep (``sweeps/budget-<protocol>.toml``: ``sgd`` and the equal-pass layer-wise
+row at 1x, 2x and 4x a budget, seed 0), prints one table per method and, for ``sgd``, how much each doubling of
+the budget moved its validation top-1; writes the figure (PNG) and its data (CSV) for docs/protocols.md:
+
+    bench sweep --file sweeps/budget-cpu-gtsrb.toml --data-root ../shared/data --out runs/cpu-gtsrb --jobs 2
+    python scripts/budget_curve.py runs/cpu-gtsrb --protocol cpu-gtsrb --out docs/figures/budget-cpu-gtsrb
+
+The chosen budget is the smallest one where doubling it moves ``sgd``'s validation top-1 by less than
+``--tolerance`` points (1 by default); only validation numbers take part in the choice, test top-1 is printed
+beside them for the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bench.plots import _figure, method_colour, png_bytes
+from bench.results import load, write_bytes_atomic
+
+
+def budget_frame(results: str | Path, protocol: str) -> pd.DataFrame:
+    """One row per (method, schedule, epochs): the mean over seeds of validation and test top-1 and train time."""
+    df = load(results)
+    if df.empty:
+        raise SystemExit(f"error: no result files under {results}")
+    df = df[(df["status"] == "ok") & (df["protocol.name"] == protocol)]
+    if df.empty:
+        raise SystemExit(f"error: no finished result of protocol {protocol} under {results}")
+    if "metrics.val_top1" not in df.columns or df["metrics.val_top1"].isna().all():
+        raise SystemExit("error: these runs have no validation top-1 (val_split 0?): the budget needs validation")
+    df = df.assign(
+        row=df["method.name"] + " (" + df["config.schedule"].astype("string").fillna("-") + ")",
+        epochs=df["config.epochs"].astype(int),
+    )
+    out = (
+        df.groupby(["row", "epochs"])
+        .agg(val_top1=("metrics.val_top1", "mean"), test_top1=("metrics.test_top1", "mean"),
+             train_seconds=("metrics.train_seconds", "mean"), seeds=("config.seed", "count"))
+        .reset_index()
+        .sort_values(["row", "epochs"])
+    )
+    return out.reset_index(drop=True)
+
+
+def doubling_moves(frame: pd.DataFrame, row: str) -> list[tuple[int, int, float]]:
+    """(budget, doubled budget, change in validation top-1) for each budget whose double is in ``frame``."""
+    sub = frame[frame["row"] == row].set_index("epochs")["val_top1"]
+    return [(int(e), int(2 * e), float(sub[2 * e] - sub[e])) for e in sub.index if 2 * e in sub.index]
+
+
+def choose_budget(frame: pd.DataFrame, row: str, tolerance: float = 1.0) -> int | None:
+    """The smallest budget where doubling moves ``row``'s validation top-1 by less than ``tolerance`` points."""
+    for e, _, delta in doubling_moves(frame, row):
+        if abs(delta) < tolerance:
+            return e
+    return None
+
+
+def figure(frame: pd.DataFrame, protocol: str, chosen: int | None) -> bytes:
+    fig, ax = _figure(5.5, 3.6)
+    for row, sub in frame.groupby("row"):
+        colour = method_colour(row.split(" ")[0])
+        style = "-" if "sequential" not in row and "simultaneous" not in row else "--"
+        ax.plot(sub["epochs"], sub["val_top1"], style, marker="o", color=colour, label=f"{row}: validation")
+        ax.plot(sub["epochs"], sub["test_top1"], ":", marker="x", color=colour, alpha=0.6, label=f"{row}: test")
+    if chosen is not None:
+        ax.axvline(chosen, color="grey", lw=0.8)
+        ax.annotate(f"budget: {chosen} epochs", (chosen, ax.get_ylim()[0]), textcoords="offset points",
+                    xytext=(4, 6), fontsize=8, color="grey")
+    ax.set_xscale("log", base=2)
+    epochs = sorted(frame["epochs"].unique())
+    ax.set_xticks(epochs, [str(e) for e in epochs])
+    ax.set_xlabel("training budget (epochs; log scale)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"{protocol}: top-1 against budget (seed 0)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return png_bytes(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", help="folder of the budget sweep's runs")
+    ap.add_argument("--protocol", required=True)
+    ap.add_argument("--baseline", default="sgd (end_to_end)", help="row whose doubling decides the budget")
+    ap.add_argument("--tolerance", type=float, default=1.0, help="points of validation top-1 (default 1)")
+    ap.add_argument("--out", default=None, help="stem of the PNG and CSV to write (default: print only)")
+    args = ap.parse_args(argv)
+
+    frame = budget_frame(args.results, args.protocol)
+    print(frame.to_markdown(index=False, floatfmt=".2f"))
+    print()
+    if args.baseline not in set(frame["row"]):
+        print(f"error: no {args.baseline} row among {', '.join(sorted(set(frame['row'])))}", file=sys.stderr)
+        return 2
+    for row in sorted(set(frame["row"])):
+        for e, e2, delta in doubling_moves(frame, row):
+            print(f"{row}: {e} -> {e2} epochs moves validation top-1 by {delta:+.2f} points")
+    chosen = choose_budget(frame, args.baseline, args.tolerance)
+    print()
+    print(f"chosen budget: {chosen} epochs" if chosen is not None else
+          f"no budget in the sweep where doubling moves {args.baseline} by less than {args.tolerance} points: "
+          "extend the sweep")
+    if args.out:
+        stem = Path(args.out)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False, float_format="%.4f").encode())
+        write_bytes_atomic(stem.with_suffix(".png"), figure(frame, args.protocol, chosen))
+        print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
