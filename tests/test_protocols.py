@@ -4,11 +4,10 @@ written in the official layouts (the recipe's batch size is lowered to fit them;
 from __future__ import annotations
 
 import pytest
-
-from bench.errors import ConfigError
 from typer.testing import CliRunner
 
 from bench.cli import app
+from bench.errors import ConfigError
 from bench.registry import METHODS, PROTOCOLS
 from bench.runner import execute, resolve_config
 from tests.test_data import write_cifar10, write_cifar100, write_gtsrb
