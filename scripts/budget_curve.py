@@ -24,12 +24,16 @@ from bench.plots import _figure, method_colour, png_bytes
 from bench.results import load, write_bytes_atomic
 
 
-def budget_frame(results: str | Path, protocol: str) -> pd.DataFrame:
-    """One row per (method, schedule, epochs): the mean over seeds of validation and test top-1 and train time."""
+def budget_frame(results: str | Path, protocol: str, seeds: list[int] | None = None,
+                 rows: list[str] | None = None) -> pd.DataFrame:
+    """One row per (method, schedule, epochs): the mean over ``seeds`` (all when None) of validation and test top-1
+    and train time, for the rows named ``rows`` (``"sgd (end_to_end)"``; all when None)."""
     df = load(results)
     if df.empty:
         raise SystemExit(f"error: no result files under {results}")
     df = df[(df["status"] == "ok") & (df["protocol.name"] == protocol)]
+    if seeds is not None:
+        df = df[df["config.seed"].isin(seeds)]
     if df.empty:
         raise SystemExit(f"error: no finished result of protocol {protocol} under {results}")
     if "metrics.val_top1" not in df.columns or df["metrics.val_top1"].isna().all():
@@ -38,6 +42,10 @@ def budget_frame(results: str | Path, protocol: str) -> pd.DataFrame:
         row=df["method.name"] + " (" + df["config.schedule"].astype("string").fillna("-") + ")",
         epochs=df["config.epochs"].astype(int),
     )
+    if rows is not None:
+        df = df[df["row"].isin(rows)]
+        if df.empty:
+            raise SystemExit(f"error: no finished result of {', '.join(rows)} under {results}")
     out = (
         df.groupby(["row", "epochs"])
         .agg(val_top1=("metrics.val_top1", "mean"), test_top1=("metrics.test_top1", "mean"),
@@ -63,7 +71,8 @@ def choose_budget(frame: pd.DataFrame, row: str, tolerance: float = 1.0) -> int 
 
 
 def figure(frame: pd.DataFrame, protocol: str, chosen: int | None) -> bytes:
-    fig, ax = _figure(5.5, 3.6)
+    fig = _figure(5.5, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
     for row, sub in frame.groupby("row"):
         colour = method_colour(row.split(" ")[0])
         style = "-" if "sequential" not in row and "simultaneous" not in row else "--"
@@ -71,8 +80,8 @@ def figure(frame: pd.DataFrame, protocol: str, chosen: int | None) -> bytes:
         ax.plot(sub["epochs"], sub["test_top1"], ":", marker="x", color=colour, alpha=0.6, label=f"{row}: test")
     if chosen is not None:
         ax.axvline(chosen, color="grey", lw=0.8)
-        ax.annotate(f"budget: {chosen} epochs", (chosen, ax.get_ylim()[0]), textcoords="offset points",
-                    xytext=(4, 6), fontsize=8, color="grey")
+        ax.annotate(f"budget: {chosen} epochs", (chosen, ax.get_ylim()[1]), textcoords="offset points",
+                    xytext=(4, -12), fontsize=8, color="grey")
     ax.set_xscale("log", base=2)
     epochs = sorted(frame["epochs"].unique())
     ax.set_xticks(epochs, [str(e) for e in epochs])
@@ -80,7 +89,8 @@ def figure(frame: pd.DataFrame, protocol: str, chosen: int | None) -> bytes:
     ax.set_ylabel("top-1 (%)")
     ax.set_title(f"{protocol}: top-1 against budget (seed 0)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9)
     return png_bytes(fig)
 
 
@@ -90,10 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--protocol", required=True)
     ap.add_argument("--baseline", default="sgd (end_to_end)", help="row whose doubling decides the budget")
     ap.add_argument("--tolerance", type=float, default=1.0, help="points of validation top-1 (default 1)")
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds to average (default 0; 'all' for every seed)")
+    ap.add_argument("--rows", default="sgd (end_to_end),greedy_ce (simultaneous)",
+                    help="comma-separated 'method (schedule)' rows to show; 'all' for every row")
     ap.add_argument("--out", default=None, help="stem of the PNG and CSV to write (default: print only)")
     args = ap.parse_args(argv)
 
-    frame = budget_frame(args.results, args.protocol)
+    seeds = None if args.seeds == "all" else [int(x) for x in args.seeds.split(",")]
+    rows = None if args.rows == "all" else [r.strip() for r in args.rows.split(",")]
+    frame = budget_frame(args.results, args.protocol, seeds, rows)
     print(frame.to_markdown(index=False, floatfmt=".2f"))
     print()
     if args.baseline not in set(frame["row"]):
