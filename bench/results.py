@@ -66,10 +66,11 @@ class ResultFileError(ValueError):
 def config_hash(config: dict[str, Any], length: int = 12) -> str:
     """A stable short hash of a resolved config (key order does not matter).
 
-    Fields that do not change what is trained (where results are written, the device) are excluded so that
-    the same experiment maps to the same folder.
+    Fields that do not change what is trained (where results are written, where the data files lie, the device)
+    are excluded so that the same experiment maps to the same folder on every machine; what the data was is
+    recorded in the result itself (``dataset``: its source, sizes and the validation split's digest).
     """
-    ignored = {"out", "device", "progress"}
+    ignored = {"out", "device", "progress", "data_root"}
     payload = {k: v for k, v in config.items() if k not in ignored}
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]

@@ -271,3 +271,15 @@ def test_notebook_example_groups(results_dir: Path) -> None:
     table = df.groupby(["protocol.name", "method.name"])["metrics.test_top1"].agg(["mean", "count"])
     assert table.loc[("cpu-cifar10", "dgl"), "mean"] == 55.5
     assert table.loc[("cpu-cifar10", "sgd"), "count"] == 1 and table.loc[("cpu-gtsrb", "sgd"), "mean"] == 62.0
+
+
+def test_run_identity_ignores_where_the_data_lies_but_not_what_is_trained(tmp_path):
+    from bench.runner import resolve_config, run_dir_for
+
+    def run_dir(**flags):
+        cfg, method = resolve_config({"method": "sgd", "out": str(tmp_path), **flags})
+        return run_dir_for(cfg, method)
+
+    assert run_dir(data_root="../shared/data") == run_dir(data_root="/elsewhere/data")
+    assert run_dir(data_root="../shared/data") != run_dir(data_root="../shared/data", seed=1)
+    assert run_dir() != run_dir(lr=0.2)
