@@ -13,6 +13,8 @@ Required (:data:`REQUIRED_ATTRIBUTES`, what :func:`check_method` checks): ``name
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -82,8 +84,6 @@ class LogProgress:
     each epoch end (the engine's ``advance(0, epoch=..., loss=..., acc=...)``), with the elapsed time."""
 
     def __init__(self, stream: Any = None, prefix: str = "") -> None:
-        import sys
-
         self.stream = stream if stream is not None else sys.stdout
         self.prefix = prefix
         self.phase = ""
@@ -92,14 +92,10 @@ class LogProgress:
         self.started = 0.0
 
     def _line(self, text: str) -> None:
-        import time
-
         elapsed = time.monotonic() - self.started
         print(f"{self.prefix}{text} [{int(elapsed) // 60}m {int(elapsed) % 60:02d}s]", file=self.stream, flush=True)
 
     def start_phase(self, description: str, total_steps: int) -> None:
-        import time
-
         self.phase, self.total, self.done, self.started = description, total_steps, 0, time.monotonic()
         self._line(f"{description}: {total_steps} steps")
 
