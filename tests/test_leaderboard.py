@@ -615,12 +615,13 @@ def test_committed_results_give_the_cells_a_plain_computation_gives() -> None:
     results, warnings = lb.collect(COMMITTED)
     assert warnings == []
     for protocol, group in lb.group_by_protocol(results).items():
-        page = rows_by_method(lb.render_protocol(protocol, group))
+        page = {(row["Method"].strip("*"), row["Schedule"]): row
+                for row in table_rows(lb.render_protocol(protocol, group))}
         mine = [f for f in files if _page_of(f) == protocol and f["status"] == "ok"]
-        assert sorted(page) == sorted({f["method"]["name"] for f in mine})
+        assert sorted(page) == sorted({(f["method"]["name"], f["config"]["schedule"]) for f in mine})
         sgd_act = statistics.fmean(f["metrics"]["peak_activation_bytes"] for f in mine if f["method"]["name"] == "sgd")
-        for method, row in page.items():
-            runs = [f["metrics"] for f in mine if f["method"]["name"] == method]
+        for (method, schedule), row in page.items():
+            runs = [f["metrics"] for f in mine if (f["method"]["name"], f["config"]["schedule"]) == (method, schedule)]
             top1 = [m["test_top1"] for m in runs]
             assert row["Top-1 (%)"].strip("*") == f"{statistics.fmean(top1):.2f} ± {statistics.stdev(top1):.2f}"
             assert row["n"] == str(len(runs))
