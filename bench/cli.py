@@ -125,11 +125,9 @@ class RichProgress:
         if self.task is None:
             return
         if info:
-            text = " ".join(
-                f"{k} {v:.3f}" if k == "loss" else f"{k} {v:.1f}%" if k == "acc" else f"{k} {v}"
-                for k, v in info.items()
-            )
-            self.progress.update(self.task, advance=steps, info=text)
+            from bench.method import format_info
+
+            self.progress.update(self.task, advance=steps, info=format_info(info))
         else:
             self.progress.update(self.task, advance=steps)
 

@@ -171,13 +171,20 @@ def _methods(out: _Out, verbose: bool) -> None:
     out.line()
 
 
+def _broken(out: _Out, name: str, origin: str, problem: str | None) -> bool:
+    """Print an entry whose plugin failed to load (name, origin, the problem); True when it did."""
+    if problem is None:
+        return False
+    out.wrap(f"{name}  BROKEN  ({origin})", 2)
+    out.wrap(problem, 6)
+    out.line()
+    return True
+
+
 def _method_details(out: _Out, name: str, origin: str, obj: Any, problem: str | None) -> None:
     from bench.method import check_method
 
-    if problem is not None:
-        out.wrap(f"{name}  BROKEN  ({origin})", 2)
-        out.wrap(problem, 6)
-        out.line()
+    if _broken(out, name, origin, problem):
         return
     out.wrap(f"{name} {obj.version}  ({origin})", 2)
     out.wrap(str(obj.description), 6)
@@ -287,10 +294,7 @@ def _dataset_details(out: _Out, name: str, origin: str, obj: Any, problem: str |
     from bench.plugins import dataset_options
     from bench.registry import DATASETS, describe
 
-    if problem is not None:
-        out.wrap(f"{name}  BROKEN  ({origin})", 2)
-        out.wrap(problem, 6)
-        out.line()
+    if _broken(out, name, origin, problem):
         return
     out.wrap(f"{name}  ({origin})", 2)
     out.wrap(describe(obj, DATASETS.meta(name)), 6)

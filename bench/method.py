@@ -68,6 +68,12 @@ class Progress(Protocol):
     def end_phase(self) -> None: ...
 
 
+def format_info(info: dict[str, Any]) -> str:
+    """``epoch 3 loss 0.412 acc 87.5%``: what the engine passes to ``Progress.advance``, as text."""
+    return " ".join(f"{k} {v:.3f}" if k == "loss" else f"{k} {v:.1f}%" if k == "acc" else f"{k} {v}"
+                    for k, v in info.items())
+
+
 class SilentProgress:
     def start_phase(self, description: str, total_steps: int) -> None:
         pass
@@ -102,11 +108,7 @@ class LogProgress:
     def advance(self, steps: int = 1, **info: Any) -> None:
         self.done += steps
         if "epoch" in info:
-            text = " ".join(
-                f"{k} {v:.3f}" if k == "loss" else f"{k} {v:.1f}%" if k == "acc" else f"{k} {v}"
-                for k, v in info.items()
-            )
-            self._line(f"{self.phase}: step {self.done}/{self.total} {text}")
+            self._line(f"{self.phase}: step {self.done}/{self.total} {format_info(info)}")
 
     def end_phase(self) -> None:
         if self.phase:
