@@ -273,12 +273,13 @@ def aggregate(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
 
     Columns: the :data:`KEY` columns, ``n`` (seeds with a test top-1), ``top1_mean``, ``top1_std`` (ddof=1,
     NaN for one seed), ``top5_mean``, ``best_mean``/``best_std``/``best_n`` (``metrics.test_top1_best``),
+    ``atval_mean``/``atval_std``/``atval_n`` (``metrics.test_top1_at_val_best``: test top-1 at the best validation epoch),
     ``modules`` (elementwise mean of ``module_top1``), ``activation_bytes``, ``gpu_bytes``, ``train_seconds``,
     ``train_flops`` (means) and ``versions`` (the method versions, joined); and the box columns of the
     ``localize`` task (:data:`BOX_METRICS`, ``miou_std``, ``module_miou``), NaN / None for classification.
     """
     df = keyed(results)
-    for column in ("metrics.val_top1", "dataset.test_size"):
+    for column in ("metrics.val_top1", "metrics.test_top1_at_val_best", "dataset.test_size"):
         if column not in df.columns:
             df[column] = math.nan
         df[column] = pd.to_numeric(df[column], errors="coerce")
@@ -286,7 +287,8 @@ def aggregate(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
     if ok.empty:
         return pd.DataFrame(columns=[*KEY, "n", "top1_mean", "top1_std", "top5_mean", "best_mean", "best_std",
                                      "best_n", "modules", "activation_bytes", "gpu_bytes", "train_seconds",
-                                     "train_flops", "val_mean", "val_std", "test_size", "versions",
+                                     "train_flops", "val_mean", "val_std", "atval_mean", "atval_std", "atval_n",
+                                     "test_size", "versions",
                                      *BOX_METRICS, "miou_std", "module_miou"])
     rows = ok.groupby(KEY, dropna=False, sort=False).agg(
         n=("metrics.test_top1", "count"),
@@ -302,6 +304,9 @@ def aggregate(results: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFra
         train_flops=("metrics.train_flops", "mean"),
         val_mean=("metrics.val_top1", "mean"),
         val_std=("metrics.val_top1", "std"),
+        atval_mean=("metrics.test_top1_at_val_best", "mean"),
+        atval_std=("metrics.test_top1_at_val_best", "std"),
+        atval_n=("metrics.test_top1_at_val_best", "count"),
         test_size=("dataset.test_size", "max"),
         versions=("method.version", lambda s: ", ".join(sorted(set(s.fillna(DASH).astype(str))))),
     )
@@ -584,6 +589,12 @@ def render_protocol(
     show_gpu = bool(rows["gpu_bytes"].notna().any()) if len(rows) else False
     show_settings = bool((rows["settings"] != "").any()) if len(rows) else False
     show_best = bool((rows["best_n"] > 0).any()) if len(rows) else False
+    # With a validation split, the epoch is chosen on validation (early stopping on validation); the best epoch on
+    # test is a number chosen on the test set and is shown only where there is no validation split (the statistic
+    # some papers publish, see "Published and ours").
+    show_atval = bool((rows["atval_n"] > 0).any()) if len(rows) else False
+    if show_atval:
+        show_best = False
     columns: list[tuple[str, bool, Callable[[pd.Series, bool], str]]] = [
         ("Method", False, lambda r, b: f"**{r['method']}**" if b else r["method"]),
         ("Version", False, lambda r, b: r["versions"]),
@@ -602,6 +613,9 @@ def render_protocol(
     ]
     if show_best:
         columns.append(("Best-epoch top-1 (%)", True, lambda r, b: fmt_mean_std(r["best_mean"], r["best_std"])))
+    if show_atval:
+        columns.append(("Top-1 at best val epoch (%)", True,
+                        lambda r, b: fmt_mean_std(r["atval_mean"], r["atval_std"])))
     show_box = bool(rows["miou_mean"].notna().any()) if len(rows) else False
     if show_box:
         columns += _box_columns()
@@ -629,7 +643,7 @@ def render_protocol(
         is_best = best_mean is not None and _value(row["top1_mean"]) == best_mean
         table.append([str(i + 1), *(render(row, is_best) for _, _, render in columns)])
     out.append(md_table(headers, table, right) if table else "No completed (status ok) runs yet.")
-    out += ["", *_legend(show_gpu, show_settings, show_best, show_val)]
+    out += ["", *_legend(show_gpu, show_settings, show_best, show_val, show_atval)]
     precision = _precision_line(rows)
     if precision:
         out += ["", precision]
@@ -739,7 +753,7 @@ def _precision_line(rows: pd.DataFrame) -> str | None:
 
 
 def _legend(show_gpu: bool, show_settings: bool = False, show_best: bool = False,
-            show_val: bool = False) -> list[str]:
+            show_val: bool = False, show_atval: bool = False) -> list[str]:
     return [
         (
             "Settings: what differs between results of the same method, architecture, K and schedule. "
@@ -755,6 +769,11 @@ def _legend(show_gpu: bool, show_settings: bool = False, show_best: bool = False
             "Val top-1: accuracy on the validation split held out of the training set (what every selection "
             "uses), at the end of training, mean ± std over seeds. "
             if show_val else ""
+        )
+        + (
+            "Top-1 at best val epoch: test top-1 at the epoch of each run's best validation top-1 (early stopping "
+            "chosen on validation, never on test), mean ± std over seeds. "
+            if show_atval else ""
         )
         + "n: number of seeds. Top-5: mean. "
         "Module top-1: accuracy of each local module's auxiliary head, averaged over seeds (`–`: none). "

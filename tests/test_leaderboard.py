@@ -742,3 +742,18 @@ def test_time_and_flops_relative_to_sgd_and_test_precision(tmp_path: Path) -> No
     # test_size 10,000 (make_result's dataset) at 70 %: 100 * sqrt(0.7 * 0.3 / 10000) = 0.458 points
     assert "standard error of about 0.46 points (10,000 test images, at 70.0 %)" in page
     assert "smaller than about 0.9 points" in page
+
+
+def test_with_a_validation_split_the_epoch_is_chosen_on_validation_not_on_test(tmp_path: Path) -> None:
+    # Each run evaluated every epoch: its best test epoch (test_top1_best) is a number chosen on the test set; with a
+    # validation split the table shows the test top-1 at the best validation epoch instead.
+    for seed, (at_val, best) in enumerate([(68.0, 71.0), (66.0, 70.0)]):
+        save(tmp_path, make_result("sgd", seed, 67.0, val_top1=72.0 + seed, test_top1_at_val_best=at_val,
+                                   test_top1_best=best), folder=f"s{seed}")
+    row = rows_by_method(lb.build_leaderboards(tmp_path)["cpu-cifar10.md"])["sgd"]
+    assert row["Top-1 at best val epoch (%)"] == "67.00 ± 1.41"
+    assert "Best-epoch top-1 (%)" not in row
+    # Without a validation split (a paper protocol, as published) the best-epoch column stays.
+    plain = make_result("sgd", 0, 67.0, protocol=None, test_top1_best=71.0)
+    page = lb.render_protocol("(none)", [plain])
+    assert table_rows(page)[0]["Best-epoch top-1 (%)"] == "71.00 ± –"
