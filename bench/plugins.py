@@ -159,6 +159,11 @@ def check_dataset(dataset: Any, who: str = "the dataset") -> ImageDataset:
                       f"got {tuple(numbers.tolist())}")
     if not isinstance(dataset.hflip, bool):
         raise bad(f"hflip must be True or False, got {dataset.hflip!r}")
+    mirror = dataset.hflip_labels
+    if mirror is not None and (
+        len(mirror) != k or any(not isinstance(c, int) or isinstance(c, bool) or not -1 <= c < k for c in mirror)
+    ):
+        raise bad(f"hflip_labels must be None or {k} class indices (-1: not flipped), one per class, got {mirror!r}")
     if dataset.class_names and len(dataset.class_names) != k:
         raise bad(f"class_names lists {len(dataset.class_names)} names for {k} classes")
     groups = dataset.train_groups

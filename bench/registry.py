@@ -468,6 +468,9 @@ BUILTIN_DATASET_OPTIONS: dict[str, dict[str, Param]] = {
         "image_size": Param(32, ge=8, le=512, help="side of the stored square images, pixels"),
         "cache": Param(True, help="read/write the decoded tensors from/to an .npz cache"),
         "cache_dir": Param(None, type=str, help="where the cache lives (default: the user cache folder)"),
+        "flip": Param("none", choices=("none", "mirror"),
+                      help="none: never flipped; mirror: flip a training image whose mirror image is a sign, "
+                           "with its class ('turn left' <-> 'turn right'; 25 classes never flip)"),
     },
 }
 """The ``--set data.KEY=VALUE`` options of the built-in datasets, validated before the loader runs (as a

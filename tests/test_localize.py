@@ -402,3 +402,57 @@ def test_analyze_runs_the_localize_task(tmp_path):
     analysis = json.loads((tmp_path / "an" / "analysis.json").read_text())
     assert analysis["task"] == "localize" and analysis["test_miou"] is not None
     assert analysis["nodes"][-1] == "Y" and len(analysis["layers"]) == 3
+
+
+def test_mirror_flip_relabels_mirror_pairs_keeps_symmetric_signs_and_never_flips_the_others():
+    """``hflip_labels``: class 0's mirror is class 1 and back, class 2 is symmetric, class 3 is never flipped. An
+    image whose left half is white shows which images flipped; its box must follow."""
+    n = 400
+    images = torch.zeros(n, 3, 8, 8, dtype=torch.uint8)
+    images[:, :, :, :3] = 255
+    labels = torch.arange(n) % 4
+    boxes = torch.tensor([[0.0, 0, 3, 8]]).repeat(n, 1)
+    ds = ImageDataset("mirror", 4, images, labels, images.clone(), labels.clone(), (0.5,) * 3, (0.5,) * 3,
+                      hflip=False, hflip_labels=(1, 0, 2, -1), train_boxes=boxes, test_boxes=boxes.clone())
+    data = DeviceData(ds, "cpu", crop_padding=0)
+    x, y = data.augment_with_labels(data.train_images, data.train_labels, torch.Generator().manual_seed(0))
+    flipped = x[:, 0, 0, -1] == 255
+    assert torch.equal(flipped, x[:, 0, 0, 0] == 0)  # whole image mirrored or not at all
+    assert not flipped[labels == 3].any()
+    for c, mirror in ((0, 1), (1, 0), (2, 2)):
+        sel = labels == c
+        assert 0.3 < flipped[sel].float().mean() < 0.7
+        assert (y[sel & flipped] == mirror).all() and (y[sel & ~flipped] == c).all()
+    # training batches carry the new labels and the mirrored boxes
+    g = torch.Generator().manual_seed(1)
+    for xb, yb, bb in data.train_batches_with_boxes(64, g, augment=True):
+        white_right = xb[:, 0, 0, -1] > 0
+        assert white_right.any() and (bb[white_right, 0] > 0.5).all() and (bb[~white_right, 0] == 0).all()
+        assert (yb[white_right] != 3).all()
+    # without the map (hflip False): nothing flips, labels unchanged
+    plain = DeviceData(_rectangles([(0, 0, 3, 8)] * 8, size=8), "cpu", crop_padding=0)
+    xp, yp = plain.augment_with_labels(plain.train_images, plain.train_labels, torch.Generator().manual_seed(0))
+    assert torch.equal(xp, plain.train_images) and torch.equal(yp, plain.train_labels)
+
+
+def test_gtsrb_mirror_map_is_an_involution_on_real_class_names_and_bad_values_are_refused(tmp_path):
+    from bench.data.gtsrb import GTSRB_CLASS_NAMES, MIRROR_CLASSES
+    from bench.plugins import check_dataset
+
+    assert len(MIRROR_CLASSES) == 43
+    for c, m in enumerate(MIRROR_CLASSES):
+        if m >= 0:
+            assert MIRROR_CLASSES[m] == c
+        if m >= 0 and m != c:  # a mirror pair: the names differ only by left <-> right
+            swapped = GTSRB_CLASS_NAMES[c].replace("left", "@").replace("right", "left").replace("@", "right")
+            assert swapped == GTSRB_CLASS_NAMES[m]
+    assert sum(m == c for c, m in enumerate(MIRROR_CLASSES)) == 10 and sum(m >= 0 for m in MIRROR_CLASSES) == 18
+    write_gtsrb(tmp_path / "gtsrb")
+    assert load_gtsrb(tmp_path, cache=False, flip="mirror").hflip_labels == MIRROR_CLASSES
+    assert load_gtsrb(tmp_path, cache=False).hflip_labels is None
+    with pytest.raises(ConfigError, match="flip must be 'none' or 'mirror'"):
+        load_gtsrb(tmp_path, cache=False, flip="both")
+    bad = load_gtsrb(tmp_path, cache=False)
+    bad.hflip_labels = (0,) * 42 + (43,)
+    with pytest.raises(DatasetError, match="hflip_labels"):
+        check_dataset(bad, "gtsrb")

@@ -34,6 +34,9 @@ class ImageDataset:
     std: tuple[float, float, float]
     hflip: bool
     """Whether a horizontal flip keeps the label (True for CIFAR, False for traffic signs)."""
+    hflip_labels: tuple[int, ...] | None = None
+    """Where ``hflip`` is False: the class of each class's mirror image (-1 where the mirror is no class), so that
+    training may flip an image and relabel it (GTSRB's ``flip=mirror`` option); None: never flipped."""
     class_names: list[str] = field(default_factory=list)
     train_boxes: torch.Tensor | None = None
     test_boxes: torch.Tensor | None = None

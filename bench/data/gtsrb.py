@@ -404,6 +404,25 @@ def _write_cache(folder: Path, name: str, arrays: dict[str, np.ndarray]) -> Path
         return None
 
 
+def _mirror_classes() -> tuple[int, ...]:
+    symmetric = (11, 12, 13, 15, 17, 18, 22, 26, 30, 35)  # intersection, priority road, yield, no vehicles, no entry,
+    # general caution, bumpy road, traffic signals, ice/snow, ahead only: the mirror image is the same sign
+    pairs = ((19, 20), (33, 34), (36, 37), (38, 39))  # curve left/right, turn right/left ahead, straight or
+    # right/left, keep right/left: the mirror image is the other sign of the pair
+    out = [-1] * NUM_CLASSES
+    for c in symmetric:
+        out[c] = c
+    for a, b in pairs:
+        out[a], out[b] = b, a
+    return tuple(out)
+
+
+MIRROR_CLASSES = _mirror_classes()
+"""The class of each GTSRB class's mirror image, -1 where the mirror image is no sign (digits, "road narrows on
+the right", "roundabout"...). The lists are the ones of the flip augmentation of A. Staravoitau's GTSRB classifier
+(navoshta/traffic-signs, 2017), checked here against GTSRB's class names."""
+
+
 # --------------------------------------------------------------------------------------------------- public
 def load_gtsrb(
     root: str | Path | None = None,
@@ -413,6 +432,7 @@ def load_gtsrb(
     image_size: int = 32,
     cache: bool = True,
     cache_dir: str | Path | None = None,
+    flip: str = "none",
     **options: Any,
 ) -> ImageDataset:
     """GTSRB, 43 classes, images resized to ``image_size`` px, with ROI boxes scaled to that size and the
@@ -428,13 +448,18 @@ def load_gtsrb(
         image_size: side of the stored square images.
         cache: read/write the decoded tensors from/to an ``.npz`` cache (see the module docstring).
         cache_dir: where the cache lives (default: the user cache folder).
+        flip: ``none`` (default): never flipped; ``mirror``: a training image whose mirror image is a sign is
+            flipped with probability 1/2 and relabelled (:data:`MIRROR_CLASSES`: 10 symmetric signs keep their
+            class, 4 pairs such as "turn left"/"turn right" swap; the other 25 classes are never flipped).
     """
     del allow_subset  # see docstring
     if options:
         raise ConfigError(
             f"unknown option(s) {', '.join(sorted(options))} for dataset gtsrb "
-            "(accepted: image_size, cache, cache_dir)"
+            "(accepted: image_size, cache, cache_dir, flip)"
         )
+    if flip not in ("none", "mirror"):
+        raise ConfigError(f"gtsrb flip must be 'none' or 'mirror', not {flip!r}")
     if not isinstance(image_size, int) or not 8 <= image_size <= 512:
         raise ConfigError(f"gtsrb image_size must be an integer in 8..512, not {image_size!r}")
     root_path = Path("data") if root is None else Path(root).expanduser()
@@ -481,6 +506,7 @@ def load_gtsrb(
         mean=tuple(float(v) for v in arrays["mean"]),
         std=tuple(float(v) for v in arrays["std"]),
         hflip=False,
+        hflip_labels=MIRROR_CLASSES if flip == "mirror" else None,
         class_names=list(GTSRB_CLASS_NAMES),
         train_boxes=torch.from_numpy(arrays["train_boxes"]),
         test_boxes=torch.from_numpy(arrays["test_boxes"]),

@@ -8,8 +8,11 @@ batches never contain a held-out image.
 Boxes (``--task localize``): when the dataset has them, the ``*_with_boxes`` batch methods also yield each image's
 box, normalised to ``[0, 1]`` (``bench.boxes``), moved with the image by the same random crop (shifted by the crop
 offset, then clipped to the image) and mirrored by the same horizontal flip; ``train_batches`` and the other
-``(x, y)`` methods draw the same random numbers and give the same images. GTSRB and the generated signs never flip
-(``ImageDataset.hflip`` is False: traffic signs are not mirror-symmetric), in either task.
+``(x, y)`` methods draw the same random numbers and give the same images. GTSRB and the generated signs do not flip
+by default (``ImageDataset.hflip`` is False: traffic signs are not mirror-symmetric), in either task. A dataset may
+instead say which class each class's mirror image belongs to (``ImageDataset.hflip_labels``; GTSRB with
+``--set data.flip=mirror``): then an image whose mirror is a sign is flipped with probability 1/2 and relabelled
+("turn left" becomes "turn right", "yield" stays "yield"), and an image whose mirror is no sign is never flipped.
 """
 
 from __future__ import annotations
@@ -77,6 +80,11 @@ class DeviceData:
         self.mean = torch.tensor(dataset.mean, device=self.device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(dataset.std, device=self.device).view(1, -1, 1, 1) * 255.0
         self.hflip = dataset.hflip
+        self.flip_labels = (
+            None if dataset.hflip or dataset.hflip_labels is None
+            else torch.tensor(dataset.hflip_labels, dtype=torch.long, device=self.device)
+        )
+        """Class of each class's mirror image (-1: not flipped), or None (``hflip`` decides alone)."""
         self.crop_padding = crop_padding
         if padding_mode not in ("zeros", "reflect"):
             raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
@@ -112,17 +120,26 @@ class DeviceData:
         return (x * self.std + self.mean) / 255.0
 
     def augment(self, images_u8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Random crop (zero or reflection padding) and, where the label allows, a random horizontal flip."""
+        """Random crop (zero or reflection padding) and, where the label allows, a random horizontal flip (a
+        relabelling flip needs the labels: :meth:`augment_with_labels`)."""
         return self._augment(images_u8, generator)[0]
+
+    def augment_with_labels(
+        self, images_u8: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`augment` with the labels, relabelled where a flip changes the class (``hflip_labels``)."""
+        x, _, y = self._augment(images_u8, generator, labels=labels)
+        return x, y
 
     def augment_with_boxes(
         self, images_u8: torch.Tensor, boxes: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`augment` of the images and the same transform of their pixel boxes: shifted by the crop offset
         and clipped to the image, mirrored with a flipped image. Draws the same random numbers as :meth:`augment`."""
-        return self._augment(images_u8, generator, boxes)
+        return self._augment(images_u8, generator, boxes)[:2]
 
-    def _augment(self, images_u8: torch.Tensor, generator: torch.Generator, boxes: torch.Tensor | None = None):
+    def _augment(self, images_u8: torch.Tensor, generator: torch.Generator, boxes: torch.Tensor | None = None,
+                 labels: torch.Tensor | None = None):
         b, _, h, w = images_u8.shape
         x = images_u8
         p = self.crop_padding
@@ -140,12 +157,16 @@ class DeviceData:
             x = padded[batch, chans, rows, cols]
             if boxes is not None:  # output pixel (r, c) is input pixel (r + dy - p, c + dx - p)
                 boxes = shift_boxes(boxes, p - dx, p - dy, w, h)
-        if self.hflip:
+        if self.hflip or (self.flip_labels is not None and labels is not None):
             flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+            if not self.hflip:  # flip only where the mirror image is a sign, and relabel it
+                mirrored = self.flip_labels[labels]
+                flip = flip & (mirrored >= 0)
+                labels = torch.where(flip, mirrored, labels)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             if boxes is not None:
                 boxes = flip_boxes(boxes, w, flip)
-        return x, boxes
+        return x, boxes, labels
 
     def normalize_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
         """Pixel boxes of the stored images -> fractions of the image side (``bench.boxes``)."""
@@ -173,11 +194,11 @@ class DeviceData:
             idx = order[start : start + batch_size]
             if drop_last and idx.numel() < batch_size:
                 break
-            images = self.train_images[idx]
+            images, labels = self.train_images[idx], self.train_labels[idx]
             boxes = self.train_boxes[idx] if with_boxes else None
             if augment:
-                images, boxes = self._augment(images, generator, boxes)
-            yield self.normalize(images), self.train_labels[idx], (
+                images, boxes, labels = self._augment(images, generator, boxes, labels)
+            yield self.normalize(images), labels, (
                 None if boxes is None else self.normalize_boxes(boxes)
             )
 
