@@ -35,7 +35,7 @@ from torch import nn
 from bench import precision
 from bench.boxes import BoxRegressor, LocalizeHead, box_head_of, box_loss, classifier_of, is_localize
 from bench.errors import ConfigError, DivergedError
-from bench.evaluate import evaluate_all
+from bench.evaluate import evaluate, evaluate_all
 from bench.heads import build_head
 from bench.method import RunContext, TrainOutcome
 
@@ -349,8 +349,13 @@ class _History:
         self.records: list[dict[str, Any]] = []
         self.best: tuple[float, int] | None = None
         """(best test top-1 of the network's own classifier over per-epoch evaluations, its epoch)."""
-        self.best_val: tuple[float, int, float] | None = None
-        """(best validation top-1 of the network's own classifier, its epoch, the test top-1 at that epoch)."""
+        self.best_val: tuple[float, int, float | None] | None = None
+        """(best validation top-1 of the network's own classifier, its epoch, the test top-1 at that epoch; None
+        under ``eval_test=end`` until :meth:`finish` scores the kept weights)."""
+        self.best_state: dict[str, torch.Tensor] | None = None
+        """``eval_test=end``: the network's weights at the best validation epoch (a copy), scored on test at the end."""
+        self.last: tuple[int, int] | None = None
+        """(phase, epoch) of the latest per-epoch evaluation of the whole network."""
 
     def _should_evaluate(self, epoch: int) -> bool:
         every = self.run.cfg.eval_every
@@ -361,17 +366,23 @@ class _History:
         """Record one epoch. ``monitors`` maps module index (None for end to end) to its monitor; ``trained`` are
         the units that trained this epoch (their train mode is restored after an evaluation)."""
         evaluation = None
-        if self._should_evaluate(epoch):
+        with_test = self.run.cfg.eval_test == "every"
+        if self._should_evaluate(epoch) and (with_test or self.run.data.val_size > 0):
+            # a sequential phase training module k scores modules 0..k only: the later ones are untrained
+            upto = None if network_trained or self.heads is None else max(trained)
             evaluation = evaluate_all(self.run.net, self.run.data, batch_size=self.run.cfg.eval_batch_size,
-                                      aux_heads=self.heads, amp=amp_enabled(self.run))
+                                      aux_heads=self.heads, amp=amp_enabled(self.run), upto=upto, test=with_test)
             for i in trained:
                 self.units[i].train()
             if network_trained:
-                test, val = evaluation["test_top1"], evaluation.get("val_top1")
-                if self.best is None or test > self.best[0]:
+                self.last = (phase, epoch)
+                test, val = evaluation.get("test_top1"), evaluation.get("val_top1")
+                if test is not None and (self.best is None or test > self.best[0]):
                     self.best = (test, epoch + 1)
                 if val is not None and (self.best_val is None or val > self.best_val[0]):
                     self.best_val = (val, epoch + 1, test)
+                    if not with_test:
+                        self.best_state = {k: v.detach().clone() for k, v in self.run.net.state_dict().items()}
         for module, mon in monitors.items():
             info = mon.info()
             test_top1 = val_top1 = None
@@ -389,6 +400,18 @@ class _History:
                     record["val_miou"] = self._module_value(evaluation, "val_miou", "module_val_miou", module)
                     record["test_miou"] = self._module_value(evaluation, "test_miou", "module_miou", module)
             self.records.append(record)
+
+    def finish(self) -> None:
+        """``eval_test=end``: score the weights of the best validation epoch on test (the test top-1 at that epoch),
+        unless they are the final weights, which the runner scores anyway."""
+        if self.best_state is None or self.best_val is None or self.best_val[1] == self.last[1] + 1:
+            return
+        net = self.run.net
+        final = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        net.load_state_dict(self.best_state)
+        test = evaluate(net, self.run.data, batch_size=self.run.cfg.eval_batch_size, amp=amp_enabled(self.run))
+        net.load_state_dict(final)
+        self.best_val = (self.best_val[0], self.best_val[1], test["test_top1"])
 
     def _module_value(self, evaluation: dict, network_key: str, module_key: str, module: int | None):
         if module is None or module == len(self.units) - 1:
@@ -420,7 +443,8 @@ def _save_checkpoint(run: RunContext, units: list[Unit], history: _History, phas
         "optimizers": {str(i): units[i].optimizer.state_dict() for i in active},
         "schedulers": {str(i): units[i].scheduler.state_dict() for i in active},
         "rng": rng_state(run.generator),
-        "history": {"records": history.records, "best": history.best, "best_val": history.best_val},
+        "history": {"records": history.records, "best": history.best, "best_val": history.best_val,
+                    "best_state": history.best_state, "last": history.last},
         "meter": meter_state(run.meter),
         "last_loss": last_loss, "epochs_run": epochs_run,
     })
@@ -439,6 +463,8 @@ def _restore_checkpoint(run: RunContext, units: list[Unit], history: _History) -
     history.records = list(state["history"]["records"])
     history.best = state["history"]["best"]
     history.best_val = state["history"]["best_val"]
+    history.best_state = state["history"].get("best_state")
+    history.last = state["history"].get("last")
     set_meter_state(run.meter, state["meter"])
     return state
 
@@ -592,6 +618,7 @@ def train_local(
         raise ConfigError(f"unknown schedule {cfg.schedule!r}")
 
     run.net.eval()
+    history.finish()
     outcome = TrainOutcome(aux_heads=heads, final_train_loss=last_loss, epochs_completed=epochs_run)
     outcome.history = history.records
     outcome.extra_metrics.update(history.metrics())

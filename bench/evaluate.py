@@ -35,6 +35,7 @@ def evaluate(
     aux_heads: list[nn.Module | None] | None = None,
     split: str = "test",
     amp: bool = False,
+    upto: int | None = None,
 ) -> dict:
     """Accuracy in percent on ``split`` (``test`` or ``val``), under bfloat16 autocast when ``amp``.
 
@@ -50,14 +51,25 @@ def evaluate(
     module's box head, like ``module_top1``), and the floor ``s_miou_floor``, ``s_box_acc50_floor``,
     ``s_box_acc75_floor``: the scores of always predicting the mean training box. A predicted box is clipped to the
     image before it is scored.
+
+    ``upto`` = k < the last module: run the images through modules 0..k only and score their auxiliary heads (a
+    sequential schedule training module k: the modules after it are untrained); the network's own keys are then
+    None, and so are the per-module entries after k.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    last = net.num_modules - 1
+    upto = last if upto is None else int(upto)
+    if not 0 <= upto <= last:
+        raise ValueError(f"upto must be a module index in 0..{last}, got {upto}")
+    if upto < last and aux_heads is None:
+        raise ValueError("evaluating up to a module needs its auxiliary head")
     module_key = "module_top1" if split == "test" else "module_val_top1"
     if box_head_of(net.head) is not None and data.has_boxes:
-        return _evaluate_localize(net, data, batch_size=batch_size, aux_heads=aux_heads, split=split, amp=amp)
+        return _evaluate_localize(net, data, batch_size=batch_size, aux_heads=aux_heads, split=split, amp=amp,
+                                  upto=upto)
     batches = data.test_batches(batch_size) if split == "test" else data.val_batches(batch_size)
-    top1, top5, modules = _accuracy(net, batches, aux_heads, amp=amp, device=data.device)
+    top1, top5, modules = _accuracy(net, batches, aux_heads, amp=amp, device=data.device, upto=upto)
     return {f"{split}_top1": top1, f"{split}_top5": top5, module_key: modules}
 
 
@@ -68,11 +80,16 @@ def evaluate_all(
     batch_size: int = 500,
     aux_heads: list[nn.Module | None] | None = None,
     amp: bool = False,
+    upto: int | None = None,
+    test: bool = True,
 ) -> dict:
-    """:func:`evaluate` on the test set, plus the validation split's keys when the data has one."""
-    out = evaluate(net, data, batch_size=batch_size, aux_heads=aux_heads, amp=amp)
+    """:func:`evaluate` on the test set (unless ``test`` is False), plus the validation split's keys when the data
+    has one."""
+    out = {}
+    if test:
+        out.update(evaluate(net, data, batch_size=batch_size, aux_heads=aux_heads, amp=amp, upto=upto))
     if data.val_size > 0:
-        out.update(evaluate(net, data, batch_size=batch_size, aux_heads=aux_heads, amp=amp, split="val"))
+        out.update(evaluate(net, data, batch_size=batch_size, aux_heads=aux_heads, amp=amp, split="val", upto=upto))
     return out
 
 
@@ -83,6 +100,7 @@ def _accuracy(
     *,
     amp: bool,
     device: torch.device,
+    upto: int,
 ) -> tuple[float | None, float | None, list[float | None] | None]:
     net.eval()
     heads = list(aux_heads) if aux_heads is not None else None
@@ -93,13 +111,17 @@ def _accuracy(
     correct1 = correct5 = total = 0
     module_correct = [0] * net.num_modules
     k5 = min(5, net.num_classes)
+    last = net.num_modules - 1
     for x, y in batches:
         with autocast(device, amp):
             h = x
-            for k, stage in enumerate(net.stages):
+            for k, stage in enumerate(net.stages[: upto + 1]):
                 h = stage(h)
-                if heads is not None and heads[k] is not None and k < net.num_modules - 1:
+                if heads is not None and heads[k] is not None and k < last:
                     module_correct[k] += int((heads[k](h).argmax(1) == y).sum())
+            if upto < last:
+                total += y.numel()
+                continue
             logits = net.head(h)
         top = logits.float().topk(k5, dim=1).indices
         correct1 += int((top[:, 0] == y).sum())
@@ -107,18 +129,19 @@ def _accuracy(
         total += y.numel()
     if total == 0:
         return None, None, None
-    top1 = round(100.0 * correct1 / total, 3)
     modules = None
     if heads is not None:
         module_correct[-1] = correct1
         modules = [
-            round(100.0 * c / total, 3) if (heads[k] is not None or k == net.num_modules - 1) else None
+            round(100.0 * c / total, 3) if (heads[k] is not None or k == last) and k <= upto else None
             for k, c in enumerate(module_correct)
         ]
-    return top1, round(100.0 * correct5 / total, 3), modules
+    if upto < last:
+        return None, None, modules
+    return round(100.0 * correct1 / total, 3), round(100.0 * correct5 / total, 3), modules
 
 
-def _evaluate_localize(net, data: DeviceData, *, batch_size: int, aux_heads, split: str, amp: bool) -> dict:
+def _evaluate_localize(net, data: DeviceData, *, batch_size: int, aux_heads, split: str, amp: bool, upto: int) -> dict:
     """:func:`evaluate` of a network with box heads: the classification keys, computed as for classification, and
     the box keys."""
     batches = data.test_batches_with_boxes(batch_size) if split == "test" else data.val_batches_with_boxes(batch_size)
@@ -137,12 +160,15 @@ def _evaluate_localize(net, data: DeviceData, *, batch_size: int, aux_heads, spl
     for x, y, boxes in batches:
         with autocast(data.device, amp):
             h = x
-            for k, stage in enumerate(net.stages):
+            for k, stage in enumerate(net.stages[: upto + 1]):
                 h = stage(h)
                 if heads is not None and heads[k] is not None and k < k_last:
                     module_correct[k] += int((heads[k](h).argmax(1) == y).sum())
                     if box_heads[k] is not None:
                         module_iou[k] += float(box_iou(clip_boxes(box_heads[k](h).float(), 1, 1), boxes).sum())
+            if upto < k_last:
+                total += y.numel()
+                continue
             logits = net.head(h)
             predicted = clip_boxes(net.head.box_head(h).float(), 1, 1)
         top = logits.float().topk(k5, dim=1).indices
@@ -168,12 +194,14 @@ def _evaluate_localize(net, data: DeviceData, *, batch_size: int, aux_heads, spl
     if heads is not None:
         module_correct[-1] = correct1
         module_iou[-1] = iou_sum
-        present = [heads[k] is not None or k == k_last for k in range(net.num_modules)]
+        present = [(heads[k] is not None or k == k_last) and k <= upto for k in range(net.num_modules)]
         modules = [round(100.0 * c / total, 3) if p else None for c, p in zip(module_correct, present, strict=True)]
         miou_modules = [
-            round(v / total, 4) if (k == k_last or box_heads[k] is not None) else None
+            round(v / total, 4) if (k == k_last or box_heads[k] is not None) and k <= upto else None
             for k, v in enumerate(module_iou)
         ]
+    if upto < k_last:  # the network's own heads were not run
+        return {**dict.fromkeys(keys), module_key: modules, iou_key: miou_modules}
     evaluated = data.test_boxes if split == "test" else data.val_boxes
     floor = constant_box_floor(data.normalize_boxes(data.train_boxes), data.normalize_boxes(evaluated))
     pct = [round(100.0 * c / total, 3) for c in (correct1, correct5, box_hits, det_hits, box_hits75, det_hits75)]

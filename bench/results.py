@@ -63,6 +63,11 @@ class ResultFileError(ValueError):
     """A result file that cannot be read: not JSON, unknown schema, or missing keys."""
 
 
+LATER_FIELDS: dict[str, Any] = {"eval_test": "every"}
+"""Config fields added after results were published, with the value that reproduces what ran before they existed:
+left out of the hash at that value, so that an older result and the same run today keep one id (and are reused)."""
+
+
 def config_hash(config: dict[str, Any], length: int = 12) -> str:
     """A stable short hash of a resolved config (key order does not matter).
 
@@ -71,7 +76,10 @@ def config_hash(config: dict[str, Any], length: int = 12) -> str:
     recorded in the result itself (``dataset``: its source, sizes and the validation split's digest).
     """
     ignored = {"out", "device", "progress", "data_root"}
-    payload = {k: v for k, v in config.items() if k not in ignored}
+    payload = {
+        k: v for k, v in config.items()
+        if k not in ignored and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+    }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
 

@@ -268,6 +268,8 @@ def execute(
         metrics["final_train_loss"] = outcome.final_train_loss
         metrics["epochs_completed"] = outcome.epochs_completed
         metrics.update(outcome.extra_metrics)
+        if cfg.eval_test == "end" and "val_top1_best" in metrics and metrics.get("test_top1_at_val_best") is None:
+            metrics["test_top1_at_val_best"] = metrics.get("test_top1")  # the best validation epoch was the last
         result["metrics"] = metrics
         result["architecture"].update(trained_params(net, outcome.aux_heads))
         result["history"] = outcome.history

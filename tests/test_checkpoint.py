@@ -19,15 +19,17 @@ from bench.runner import execute, resolve_config
 TINY = ["data.num_classes=4", "data.image_size=16", "data.train_size=256", "data.test_size=64", "eval_every=1"]
 
 
-def resolved(schedule: str, out: Path, epochs: int = 3):
+def resolved(schedule: str, out: Path, epochs: int = 3, sets: tuple[str, ...] = ()):
     method = {"end_to_end": "sgd", "sequential": "greedy_ce", "simultaneous": "dgl"}[schedule]
-    return resolve_config({"method": method, "epochs": epochs, "batch_size": 64, "out": str(out)}, sets=TINY)
+    return resolve_config({"method": method, "epochs": epochs, "batch_size": 64, "out": str(out)},
+                          sets=[*TINY, *sets])
 
 
 def comparable(result: dict) -> dict:
     m = result["metrics"]
     keys = ("test_top1", "test_top5", "module_top1", "val_top1", "final_train_loss", "test_top1_best",
-            "peak_activation_bytes", "train_flops", "epochs_completed")
+            "val_top1_best", "val_top1_best_epoch", "test_top1_at_val_best", "peak_activation_bytes", "train_flops",
+            "epochs_completed")
     history = [{k: v for k, v in r.items()} for r in result["history"]]
     return {**{k: m.get(k) for k in keys}, "history": history}
 
@@ -43,13 +45,16 @@ class StopAfter:
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("schedule, stop", [("end_to_end", (0, 1)), ("sequential", (1, 0)),
-                                            ("sequential", (0, 2)), ("simultaneous", (0, 1))])
-def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, schedule, stop):
+@pytest.mark.parametrize("schedule, stop, sets", [
+    ("end_to_end", (0, 1), ()), ("sequential", (1, 0), ()), ("sequential", (0, 2), ()), ("simultaneous", (0, 1), ()),
+    # test scored only at the end: the best validation epoch's weights travel in the checkpoint
+    ("end_to_end", (0, 1), ("eval_test=end", "lr=0.5")), ("sequential", (2, 1), ("eval_test=end", "lr=0.5")),
+])
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, schedule, stop, sets):
     torch.set_num_threads(1)
-    cfg, method = resolved(schedule, tmp_path / "a")
+    cfg, method = resolved(schedule, tmp_path / "a", sets=sets)
     reference, _ = execute(cfg, method)
-    cfg, method = resolved(schedule, tmp_path / "b")
+    cfg, method = resolved(schedule, tmp_path / "b", sets=sets)
     with pytest.raises(KeyboardInterrupt):
         execute(cfg, method, checkpoint=True, epoch_hooks=[StopAfter(*stop)])
     run_dir = next((tmp_path / "b").iterdir())

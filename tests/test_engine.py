@@ -271,3 +271,61 @@ def test_a_run_records_validation_and_test_and_trains_on_the_rest(tmp_path):
     none, _ = execute(cfg0, m0)
     assert none["dataset"]["val_size"] == 0 and "val_top1" not in none["metrics"]
 
+
+
+@pytest.mark.parametrize("schedule", ["end_to_end", "sequential", "simultaneous"])
+def test_test_scored_only_at_the_end_gives_the_same_numbers_as_every_epoch(tmp_path, schedule):
+    """``eval_test=end``: validation every epoch, test once on the final weights and once on the kept weights of the
+    best validation epoch: the same test_top1 and test_top1_at_val_best as scoring test every epoch."""
+    from bench.runner import execute, resolve_config
+
+    method = {"end_to_end": "sgd", "sequential": "greedy_ce", "simultaneous": "dgl"}[schedule]
+    sets = ["data.num_classes=4", "data.image_size=16", "data.train_size=256", "data.test_size=64", "eval_every=1",
+            "val_split=0.25", "lr=0.5"]
+    results = {}
+    for mode in ("every", "end"):
+        cfg, m = resolve_config({"method": method, "epochs": 4, "batch_size": 64, "out": str(tmp_path / mode)},
+                                sets=[*sets, f"eval_test={mode}"])
+        results[mode], _ = execute(cfg, m)
+    every, end = results["every"]["metrics"], results["end"]["metrics"]
+    for key in ("test_top1", "val_top1", "module_top1", "val_top1_best", "val_top1_best_epoch",
+                "test_top1_at_val_best"):
+        assert end[key] == every[key], key
+    assert "test_top1_best" in every and "test_top1_best" not in end
+    assert all(r["test_top1"] is None and r["val_top1"] is not None for r in results["end"]["history"])
+    assert [r["val_top1"] for r in results["end"]["history"]] == [r["val_top1"] for r in results["every"]["history"]]
+
+
+def test_the_best_validation_weights_are_scored_when_they_are_not_the_final_ones():
+    run = tiny_run("end_to_end", epochs=4, eval_every=1, val_split=0.25, lr=0.5, eval_test="end")
+    outcome = train_local(run, make_head=linear_head)
+    final = evaluate(run.net, run.data, amp=amp_enabled(run))["test_top1"]
+    best = outcome.extra_metrics
+    assert best["val_top1_best_epoch"] < 4, "the setting no longer makes an earlier epoch best: change it"
+    reference = tiny_run("end_to_end", epochs=4, eval_every=1, val_split=0.25, lr=0.5)
+    expected = train_local(reference, make_head=linear_head)
+    assert best["test_top1_at_val_best"] == expected.extra_metrics["test_top1_at_val_best"]
+    assert best["test_top1_at_val_best"] != final or expected.history[-1]["test_top1"] == final
+    # the network is left with its final weights
+    assert evaluate(reference.net, reference.data, amp=amp_enabled(reference))["test_top1"] == final
+
+
+def test_a_sequential_phase_scores_only_the_modules_it_has_trained():
+    run = tiny_run("sequential", epochs=1, eval_every=1, val_split=0.25)
+    outcome = train_local(run, make_head=linear_head)
+    full = evaluate(run.net, run.data, aux_heads=outcome.aux_heads, amp=amp_enabled(run), split="val")
+    for k in (0, 1):
+        part = evaluate(run.net, run.data, aux_heads=outcome.aux_heads, amp=amp_enabled(run), split="val", upto=k)
+        assert part["val_top1"] is None and part["val_top5"] is None
+        assert part["module_val_top1"][: k + 1] == full["module_val_top1"][: k + 1]
+        assert part["module_val_top1"][k + 1 :] == [None] * (2 - k)
+    with pytest.raises(ValueError, match="upto"):
+        evaluate(run.net, run.data, aux_heads=outcome.aux_heads, upto=3)
+
+
+def test_a_config_field_added_later_keeps_the_ids_of_older_results():
+    from bench.results import config_hash
+
+    old = {k: v for k, v in RunConfig().to_dict().items() if k != "eval_test"}
+    assert config_hash(old) == config_hash({**old, "eval_test": "every"})
+    assert config_hash(old) != config_hash({**old, "eval_test": "end"})

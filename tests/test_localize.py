@@ -284,6 +284,17 @@ def test_every_head_gets_a_box_head_and_local_losses_see_the_boxes():
     assert all(r["test_miou"] is None for r in outcome.history)  # no per-epoch evaluation asked
 
 
+def test_a_partial_evaluation_scores_the_trained_modules_boxes_as_the_full_one():
+    run = _localize_run("sequential")
+    outcome = train_local(run, make_head=lambda k, s: torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(s[0], 4)))
+    full = evaluate(run.net, run.data, aux_heads=outcome.aux_heads)
+    part = evaluate(run.net, run.data, aux_heads=outcome.aux_heads, upto=1)
+    assert part["module_miou"][:2] == full["module_miou"][:2] and part["module_miou"][2] is None
+    assert part["module_top1"][:2] == full["module_top1"][:2] and part["module_top1"][2] is None
+    assert part["test_top1"] is None and part["test_miou"] is None and part["test_det_acc50"] is None
+
+
 def test_the_engine_box_term_can_be_left_to_the_method():
     def run_with(add_box_term: bool):
         run = _localize_run("end_to_end", seed=3)

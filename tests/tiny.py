@@ -49,8 +49,9 @@ def tiny_run(schedule: str = "sequential", epochs: int = 2, seed: int = 0, **cfg
     here) also carves the data's validation split."""
     torch.manual_seed(seed)
     cfg_kw.setdefault("val_split", 0.0)
+    cfg_kw.setdefault("lr", 0.05)
     cfg = RunConfig(method="test", arch="tiny", data="blobs", schedule=schedule, epochs=epochs, batch_size=32,
-                    lr=0.05, seed=seed, **cfg_kw)
+                    seed=seed, **cfg_kw)
     net = tiny_net()
     data = DeviceData(blobs_dataset(), "cpu", crop_padding=2, val_split=cfg.val_split)
     meter = Meter(torch.device("cpu"), exclude_params=list(net.parameters()))
