@@ -521,8 +521,8 @@ def _superseded_lines(page: str) -> list[str]:
     why = SUPERSEDED.get((name, version), "")
     return [
         f"**Superseded.** Version {version} of `{name}`; version {current} is on [{protocol_filename(name)}]"
-        f"({protocol_filename(name)}). " + (f"Why: {why} " if why else "") + "Kept as it was published; do not read "
-        "a ranking from it.",
+        f"({protocol_filename(name)}). " + (f"Why: {why} " if why else "") + "Kept as it was published, never "
+        "averaged with another version's results.",
         "",
     ]
 
