@@ -471,6 +471,9 @@ BUILTIN_DATASET_OPTIONS: dict[str, dict[str, Param]] = {
         "flip": Param("none", choices=("none", "mirror"),
                       help="none: never flipped; mirror: flip a training image whose mirror image is a sign, "
                            "with its class ('turn left' <-> 'turn right'; 25 classes never flip)"),
+        "contrast": Param("none", choices=("none", "stretch"),
+                          help="none: images as decoded; stretch: each image's darkest value to 0 and brightest to "
+                               "255 (training and test alike)"),
     },
 }
 """The ``--set data.KEY=VALUE`` options of the built-in datasets, validated before the loader runs (as a

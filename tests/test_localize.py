@@ -467,3 +467,20 @@ def test_gtsrb_mirror_map_is_an_involution_on_real_class_names_and_bad_values_ar
     bad.hflip_labels = (0,) * 42 + (43,)
     with pytest.raises(DatasetError, match="hflip_labels"):
         check_dataset(bad, "gtsrb")
+
+
+def test_contrast_stretch_maps_each_image_to_the_full_range_and_keeps_flat_images(tmp_path):
+    from bench.data.gtsrb import stretch_contrast
+
+    images = np.array([[[[10, 20], [30, 40]], [[10, 10], [10, 10]], [[40, 40], [40, 40]]]], np.uint8)
+    assert stretch_contrast(images)[0].tolist() == [[[0, 85], [170, 255]], [[0, 0], [0, 0]], [[255, 255], [255, 255]]]
+    flat = np.full((2, 3, 2, 2), 7, np.uint8)
+    assert (stretch_contrast(flat) == 7).all()
+    write_gtsrb(tmp_path / "gtsrb")
+    plain, stretched = load_gtsrb(tmp_path, cache=False), load_gtsrb(tmp_path, cache=False, contrast="stretch")
+    for split in ("train_images", "test_images"):
+        x = getattr(stretched, split)
+        assert (x.amin((1, 2, 3)) == 0).all() and (x.amax((1, 2, 3)) == 255).all()
+    assert stretched.mean != plain.mean and torch.equal(stretched.train_boxes, plain.train_boxes)
+    with pytest.raises(ConfigError, match="contrast must be"):
+        load_gtsrb(tmp_path, cache=False, contrast="equalize")

@@ -417,6 +417,17 @@ def _mirror_classes() -> tuple[int, ...]:
     return tuple(out)
 
 
+def stretch_contrast(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 3, H, W), each mapped linearly so that its smallest value over all pixels and channels
+    becomes 0 and its largest 255 (a flat image is left as it is)."""
+    x = images.astype(np.float32)
+    lo = x.min(axis=(1, 2, 3), keepdims=True)
+    hi = x.max(axis=(1, 2, 3), keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    out = np.where(hi > lo, (x - lo) * (255.0 / span), x)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 MIRROR_CLASSES = _mirror_classes()
 """The class of each GTSRB class's mirror image, -1 where the mirror image is no sign (digits, "road narrows on
 the right", "roundabout"...). The lists are the ones of the flip augmentation of A. Staravoitau's GTSRB classifier
@@ -433,6 +444,7 @@ def load_gtsrb(
     cache: bool = True,
     cache_dir: str | Path | None = None,
     flip: str = "none",
+    contrast: str = "none",
     **options: Any,
 ) -> ImageDataset:
     """GTSRB, 43 classes, images resized to ``image_size`` px, with ROI boxes scaled to that size and the
@@ -451,13 +463,18 @@ def load_gtsrb(
         flip: ``none`` (default): never flipped; ``mirror``: a training image whose mirror image is a sign is
             flipped with probability 1/2 and relabelled (:data:`MIRROR_CLASSES`: 10 symmetric signs keep their
             class, 4 pairs such as "turn left"/"turn right" swap; the other 25 classes are never flipped).
+        contrast: ``none`` (default) or ``stretch``: every image, training and test alike, is stretched so that
+            its darkest pixel value becomes 0 and its brightest 255 (one range for the three channels, so hues are
+            kept), :func:`stretch_contrast`; the normalisation statistics are those of the stretched images.
     """
     del allow_subset  # see docstring
     if options:
         raise ConfigError(
             f"unknown option(s) {', '.join(sorted(options))} for dataset gtsrb "
-            "(accepted: image_size, cache, cache_dir, flip)"
+            "(accepted: image_size, cache, cache_dir, flip, contrast)"
         )
+    if contrast not in ("none", "stretch"):
+        raise ConfigError(f"gtsrb contrast must be 'none' or 'stretch', not {contrast!r}")
     if flip not in ("none", "mirror"):
         raise ConfigError(f"gtsrb flip must be 'none' or 'mirror', not {flip!r}")
     if not isinstance(image_size, int) or not 8 <= image_size <= 512:
@@ -496,6 +513,11 @@ def load_gtsrb(
             logger.warning("GTSRB: no writable cache folder among %s; decoding again next time", folders)
 
     n_train, n_test = len(arrays["train_labels"]), len(arrays["test_labels"])
+    if contrast == "stretch":
+        arrays = dict(arrays)
+        arrays["train_images"] = stretch_contrast(arrays["train_images"])
+        arrays["test_images"] = stretch_contrast(arrays["test_images"])
+        arrays["mean"], arrays["std"] = channel_mean_std(arrays["train_images"])
     return ImageDataset(
         name="gtsrb",
         num_classes=NUM_CLASSES,
