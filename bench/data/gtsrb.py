@@ -430,8 +430,8 @@ def stretch_contrast(images: np.ndarray) -> np.ndarray:
 
 MIRROR_CLASSES = _mirror_classes()
 """The class of each GTSRB class's mirror image, -1 where the mirror image is no sign (digits, "road narrows on
-the right", "roundabout"...). The lists are the ones of the flip augmentation of A. Staravoitau's GTSRB classifier
-(navoshta/traffic-signs, 2017), checked here against GTSRB's class names."""
+the right", "roundabout"...). The lists are those of the flip augmentation of A. Staravoitau's GTSRB classifier
+(github.com/alexstaravoitau/traffic-signs, 2017, "Flipping"), checked here against GTSRB's class names."""
 
 
 # --------------------------------------------------------------------------------------------------- public
