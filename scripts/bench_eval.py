@@ -5,7 +5,7 @@ Each pair runs the same cell one after the other (same seed, same data, same thr
 on the same machine state; the table gives both wall times, their ratio and the numbers the result reports (they
 must agree: the final weights and the best validation epoch's weights are the same in both modes):
 
-    python scripts/bench_eval.py --protocol cpu-gtsrb --data-root ../shared/data --epochs 1 \\
+    python scripts/bench_eval.py --protocol cpu-gtsrb --data-root ../shared/data --epochs 2 \\
         --methods sgd,greedy_ce,greedydib
 
 Sequential schedules also score only the modules trained so far in each phase (both modes).
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--protocol", default="cpu-gtsrb")
     ap.add_argument("--data-root", default="../shared/data")
     ap.add_argument("--methods", default="sgd,greedy_ce")
-    ap.add_argument("--epochs", type=int, default=1, help="epochs per cell (the protocol's when 0)")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per cell (the protocol's when 0)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], dest="sets")
