@@ -76,3 +76,23 @@ def test_every_builtin_method_starts_on_the_cpu_protocols(method, data_root, tmp
         cfg, m = resolve_config(flags, protocol=protocol, sets=[*SMOKE, "max_train_samples=4"])
         result, _ = execute(cfg, m)
         assert result["status"] == "ok"
+
+
+def test_the_committed_evidence_chooses_the_protocols_lambda_box():
+    """cpu-gtsrb-loc's lambda_box is the value with the best mean validation class + box score at IoU >= 0.75 over
+    the two methods of the committed selection runs (evidence/cpu-gtsrb-loc, docs/localize.md)."""
+    import json
+    from collections import defaultdict
+    from pathlib import Path
+
+    scores: dict[float, dict[str, float]] = defaultdict(dict)
+    for path in (Path(__file__).resolve().parent.parent / "evidence" / "cpu-gtsrb-loc").glob("*/result.json"):
+        result = json.loads(path.read_text())
+        config = result["config"]
+        assert result["status"] == "ok" and config["epochs"] == 2 and config["lr"] == 0.1 and config["nesterov"]
+        scores[config["lambda_box"]][config["method"]] = result["metrics"]["val_det_acc75"]
+    candidates = {lb: sum(v.values()) / 2 for lb, v in scores.items() if set(v) == {"sgd", "greedy_ce"}}
+    assert len(candidates) >= 3
+    chosen = max(candidates, key=candidates.get)
+    assert PROTOCOLS.get("cpu-gtsrb-loc").settings["lambda_box"] == chosen
+    assert min(candidates) < chosen < max(candidates)  # an interior optimum, not the edge of the grid
