@@ -637,6 +637,59 @@ def test_committed_results_give_the_cells_a_plain_computation_gives() -> None:
             assert row["Train FLOPs"] == lb.fmt_flops(statistics.fmean(m["train_flops"] for m in runs))
 
 
+def _readme_result_tables() -> list[tuple[str, list[dict[str, str]]]]:
+    """Every table of the README with a `test top-1 (%)` column, with the leaderboard page it quotes: the last
+    `leaderboards/<page>.md` named in the prose between the previous table (or heading) and this one."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    tables, prose, i = [], [], 0
+    while i < len(lines):
+        if not lines[i].startswith("|"):
+            prose.append(lines[i])
+            i += 1
+            continue
+        block = []
+        while i < len(lines) and lines[i].startswith("|"):
+            block.append([c.strip() for c in lines[i].strip("|").split("|")])
+            i += 1
+        header, rows = block[0], block[2:]
+        if "test top-1 (%)" in header:
+            pages = re.findall(r"leaderboards/([\w.-]+)\.md", "\n".join(prose))
+            assert pages, f"a README results table names no leaderboard page: {header}"
+            tables.append((pages[-1], [dict(zip(header, row, strict=True)) for row in rows]))
+        prose = []
+    return tables
+
+
+def test_readme_result_tables_match_the_committed_results() -> None:
+    """The README quotes the leaderboards: each row's n, test top-1 (mean ± std) and validation top-1 are those of
+    the committed result files of the page it names, and every row of that page is quoted."""
+    files = [json.loads(p.read_text()) for p in find_result_files(COMMITTED)]
+    if not files:
+        pytest.skip("no committed results")
+    tables = _readme_result_tables()
+    assert {page for page, _ in tables} >= {"cpu-gtsrb", "cpu-cifar10", "cpu-gtsrb-loc", "cpu-gtsrb-loc-v2"}
+
+    def mean_std(values: list[float]) -> str:
+        spread = f"{statistics.stdev(values):.2f}" if len(values) > 1 else "–"
+        return f"{statistics.fmean(values):.2f} ± {spread}"
+
+    for page, rows in tables:
+        mine = [f for f in files if _page_of(f) == page and f["status"] == "ok"]
+        assert mine, page
+        quoted = set()
+        for row in rows:
+            method = re.match(r"`(\w+)`", row["method"]).group(1)
+            schedule = row["schedule"].replace(" ", "_")
+            runs = [f["metrics"] for f in mine if (f["method"]["name"], f["config"]["schedule"]) == (method, schedule)]
+            assert runs, (page, method, schedule)
+            quoted.add((method, schedule))
+            assert row["n"] == str(len(runs)), (page, method, schedule)
+            assert row["test top-1 (%)"] == mean_std([m["test_top1"] for m in runs]), (page, method, schedule)
+            val = row.get("validation top-1 (%)", row.get("val top-1 (%)"))
+            assert val == mean_std([m["val_top1"] for m in runs]), (page, method, schedule)
+        assert quoted == {(f["method"]["name"], f["config"]["schedule"]) for f in mine}, page
+
+
 def test_committed_leaderboards_are_up_to_date() -> None:
     if not any(find_result_files(COMMITTED)):
         pytest.skip("no committed results")
