@@ -134,15 +134,22 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             "cpu-gtsrb",
-            2,
+            4,
             "The complete GTSRB at 32x32 (39,209 training images, 10% of the training tracks held out for "
             "validation, the official 12,630 test images), CIFAR ResNet-20 cut in 4 modules of balanced activation "
-            "memory, bf16 where native, " + _CPU_V2_TEXT,
+            "memory, bf16 where native, batch 64 (chosen on validation), the test set scored once at the end, "
+            + _CPU_V2_TEXT,
             {
                 "data": "gtsrb",
                 **_CPU_V2,
                 "epochs": 6,
                 "warmup_epochs": 1,
+                # version 4: chosen on the validation split (sgd, 6 epochs, seeds 0 and 1): batch 64 gives a mean
+                # validation top-1 of 99.21 against 98.36 at version 2's 128 and above GTSRB's mirror flips and
+                # contrast stretch (docs/protocols.md, Budgets; evidence/gtsrb-recipe); version 3 was a withdrawn
+                # draft with those two options
+                "batch_size": 64,
+                "eval_test": "end",  # the same statistics as scoring test every epoch, at less evaluation cost
             },
             method_settings=_GTSRB_METHOD_SETTINGS,
             source=_CPU_V2_SOURCE,
@@ -225,6 +232,9 @@ SUPERSEDED: dict[tuple[str, int], str] = {
     ("cpu-gtsrb", 1): "made on a 2,580-image training subset of GTSRB (60 per class at original size) that the data "
     "folder no longer holds: it cannot be reproduced on the complete set; 15 epochs on that subset, far from "
     "converged; no validation split, GreedyDIB's gamma chosen on the test set. Do not read a ranking from it.",
+    ("cpu-gtsrb", 2): "batch 128; the same recipe at batch 64 scores higher on the validation split (mean of two "
+    "seeds of sgd: 99.21 against 98.36), which version 4 uses (docs/protocols.md). The grid is complete (3 seeds per "
+    "row); its ranking stands for batch 128.",
     ("cpu-gtsrb-loc", 2): "its lambda_box = 1 was chosen on validation under version 1's optimiser (lr 0.05, no "
     "Nesterov, no warm-up); the same selection under version 2's own recipe chooses lambda_box = 3, which version 3 "
     "uses (docs/localize.md). The grid is complete (3 seeds per row); its ranking stands for lambda_box = 1.",
