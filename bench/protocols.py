@@ -108,6 +108,13 @@ _GTSRB_METHOD_SETTINGS = {
     "greedydib": {"regularizer": "ixt", "gamma": 0.01},
 }
 
+_GTSRB_V4_METHOD_SETTINGS = {
+    # Chosen on the validation split of cpu-gtsrb v4 (batch 64; seed 0, 2 epochs per module): the same grid as
+    # version 2's, best validation top-1 among gamma > 0 (the gamma = 0 control scored higher; docs/greedydib.md,
+    # evidence/gtsrb-greedydib-bs64)
+    "greedydib": {"regularizer": "entropy", "gamma": 0.01},
+}
+
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in [
@@ -151,7 +158,7 @@ PROTOCOLS: dict[str, Protocol] = {
                 "batch_size": 64,
                 "eval_test": "end",  # the same statistics as scoring test every epoch, at less evaluation cost
             },
-            method_settings=_GTSRB_METHOD_SETTINGS,
+            method_settings=_GTSRB_V4_METHOD_SETTINGS,
             source=_CPU_V2_SOURCE,
         ),
         Protocol(

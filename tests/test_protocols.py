@@ -124,3 +124,27 @@ def test_the_committed_evidence_chooses_the_gtsrb_batch_size():
     settings = PROTOCOLS.get("cpu-gtsrb").settings
     assert settings["batch_size"] == chosen_batch == 64
     assert dict(chosen_options) == settings.get("data_options", {}) == {}
+
+
+@pytest.mark.parametrize("protocol, folder, batch", [("cpu-gtsrb", "gtsrb-greedydib-bs64", 64),
+                                                     ("cpu-gtsrb-loc", "cpu-gtsrb", 128),
+                                                     ("cpu-cifar10", "cpu-cifar10", 128)])
+def test_the_committed_evidence_chooses_the_protocols_greedydib_setting(protocol, folder, batch):
+    """GreedyDIB's regulariser and gamma in a protocol are the best validation top-1 among gamma > 0 of the committed
+    selection runs (regulariser x gamma at a reduced budget, seed 0, at the protocol's batch; docs/greedydib.md)."""
+    import json
+    from pathlib import Path
+
+    scores = {}
+    for path in (Path(__file__).resolve().parent.parent / "evidence" / folder).glob("*/result.json"):
+        result = json.loads(path.read_text())
+        config = result["config"]
+        if config["method"] != "greedydib" or config["epochs"] == PROTOCOLS.get(protocol).settings["epochs"]:
+            continue
+        assert result["status"] == "ok" and config["batch_size"] == batch
+        hp = config["hparams"]
+        scores[(hp["regularizer"], float(hp["gamma"]))] = result["metrics"]["val_top1"]
+    candidates = {k: v for k, v in scores.items() if k[1] > 0}
+    assert len(candidates) == 6
+    regularizer, gamma = max(candidates, key=candidates.get)
+    assert PROTOCOLS.get(protocol).method_settings["greedydib"] == {"regularizer": regularizer, "gamma": gamma}
