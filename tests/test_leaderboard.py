@@ -606,6 +606,12 @@ def _page_of(result: dict[str, Any]) -> str | None:
     return name
 
 
+def _mean_spread(values: list[float]) -> str:
+    """``mean ± sample std`` to 2 decimals, computed without bench.leaderboard; ``± –`` for one value."""
+    spread = f"{statistics.stdev(values):.2f}" if len(values) > 1 else "–"
+    return f"{statistics.fmean(values):.2f} ± {spread}"
+
+
 def test_committed_results_give_the_cells_a_plain_computation_gives() -> None:
     """The pandas aggregation against an independent one (statistics.fmean/stdev over the JSON files), on every
     committed result: same rows, same top-1, n, top-5, module top-1, memory, time and FLOPs cells."""
@@ -622,9 +628,7 @@ def test_committed_results_give_the_cells_a_plain_computation_gives() -> None:
         sgd_act = statistics.fmean(f["metrics"]["peak_activation_bytes"] for f in mine if f["method"]["name"] == "sgd")
         for (method, schedule), row in page.items():
             runs = [f["metrics"] for f in mine if (f["method"]["name"], f["config"]["schedule"]) == (method, schedule)]
-            top1 = [m["test_top1"] for m in runs]
-            spread = f"{statistics.stdev(top1):.2f}" if len(top1) > 1 else "–"  # one seed: no spread
-            assert row["Top-1 (%)"].strip("*") == f"{statistics.fmean(top1):.2f} ± {spread}"
+            assert row["Top-1 (%)"].strip("*") == _mean_spread([m["test_top1"] for m in runs])
             assert row["n"] == str(len(runs))
             assert row["Top-5 (%)"] == f"{statistics.fmean(m['test_top5'] for m in runs):.2f}"
             if runs[0]["module_top1"]:
@@ -669,10 +673,6 @@ def test_readme_result_tables_match_the_committed_results() -> None:
     tables = _readme_result_tables()
     assert {page for page, _ in tables} >= {"cpu-gtsrb-v2", "cpu-cifar10", "cpu-gtsrb-loc", "cpu-gtsrb-loc-v2"}
 
-    def mean_std(values: list[float]) -> str:
-        spread = f"{statistics.stdev(values):.2f}" if len(values) > 1 else "–"
-        return f"{statistics.fmean(values):.2f} ± {spread}"
-
     for page, rows in tables:
         mine = [f for f in files if _page_of(f) == page and f["status"] == "ok"]
         assert mine, page
@@ -684,9 +684,9 @@ def test_readme_result_tables_match_the_committed_results() -> None:
             assert runs, (page, method, schedule)
             quoted.add((method, schedule))
             assert row["n"] == str(len(runs)), (page, method, schedule)
-            assert row["test top-1 (%)"] == mean_std([m["test_top1"] for m in runs]), (page, method, schedule)
+            assert row["test top-1 (%)"] == _mean_spread([m["test_top1"] for m in runs]), (page, method, schedule)
             val = row.get("validation top-1 (%)", row.get("val top-1 (%)"))
-            assert val == mean_std([m["val_top1"] for m in runs]), (page, method, schedule)
+            assert val == _mean_spread([m["val_top1"] for m in runs]), (page, method, schedule)
         assert quoted == {(f["method"]["name"], f["config"]["schedule"]) for f in mine}, page
 
 

@@ -78,16 +78,22 @@ def test_every_builtin_method_starts_on_the_cpu_protocols(method, data_root, tmp
         assert result["status"] == "ok"
 
 
+def _committed_results(*folders: str, pattern: str = "*/result.json") -> list[dict]:
+    """The committed result files under the repository's ``folders`` (e.g. ``evidence/cpu-gtsrb``), parsed."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    return [json.loads(path.read_text()) for folder in folders for path in (root / folder).glob(pattern)]
+
+
 def test_the_committed_evidence_chooses_the_protocols_lambda_box():
     """cpu-gtsrb-loc's lambda_box is the value with the best mean validation class + box score at IoU >= 0.75 over
     the two methods of the committed selection runs (evidence/cpu-gtsrb-loc, docs/localize.md)."""
-    import json
     from collections import defaultdict
-    from pathlib import Path
 
     scores: dict[float, dict[str, float]] = defaultdict(dict)
-    for path in (Path(__file__).resolve().parent.parent / "evidence" / "cpu-gtsrb-loc").glob("*/result.json"):
-        result = json.loads(path.read_text())
+    for result in _committed_results("evidence/cpu-gtsrb-loc"):
         config = result["config"]
         assert result["status"] == "ok" and config["epochs"] == 2 and config["lr"] == 0.1 and config["nesterov"]
         scores[config["lambda_box"]][config["method"]] = result["metrics"]["val_det_acc75"]
@@ -102,16 +108,12 @@ def test_the_committed_evidence_chooses_the_gtsrb_batch_size():
     """cpu-gtsrb's recipe is the one with the best mean validation top-1 of `sgd` (6 epochs, seeds 0 and 1) among
     the recipes tried: version 2 (batch 128; its committed grid cells), GTSRB's mirror flips, flips + contrast
     stretch, and batch 64 (evidence/gtsrb-recipe; docs/protocols.md, Budgets)."""
-    import json
     from collections import defaultdict
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
     val: dict[tuple, dict[int, float]] = defaultdict(dict)
-    paths = [*(root / "evidence" / "gtsrb-recipe").glob("*/result.json"),
-             *(root / "leaderboards" / "results").glob("sgd_*gtsrb*/result.json")]
-    for path in paths:
-        result = json.loads(path.read_text())
+    results = [*_committed_results("evidence/gtsrb-recipe"),
+               *_committed_results("leaderboards/results", pattern="sgd_*gtsrb*/result.json")]
+    for result in results:
         config = result["config"]
         if result["protocol"]["name"] != "cpu-gtsrb" or result["protocol"]["version"] not in (2, 3):
             continue
@@ -132,12 +134,8 @@ def test_the_committed_evidence_chooses_the_gtsrb_batch_size():
 def test_the_committed_evidence_chooses_the_protocols_greedydib_setting(protocol, folder, batch):
     """GreedyDIB's regulariser and gamma in a protocol are the best validation top-1 among gamma > 0 of the committed
     selection runs (regulariser x gamma at a reduced budget, seed 0, at the protocol's batch; docs/greedydib.md)."""
-    import json
-    from pathlib import Path
-
     scores = {}
-    for path in (Path(__file__).resolve().parent.parent / "evidence" / folder).glob("*/result.json"):
-        result = json.loads(path.read_text())
+    for result in _committed_results(f"evidence/{folder}"):
         config = result["config"]
         if config["method"] != "greedydib" or config["epochs"] == PROTOCOLS.get(protocol).settings["epochs"]:
             continue
