@@ -63,20 +63,19 @@ def test_the_script_writes_the_figure_and_its_data_and_refuses_runs_without_vali
         budget.main([str(bare), "--protocol", "cpu-cifar10"])
 
 
-@pytest.mark.parametrize("protocol, version, folder", [("cpu-gtsrb-loc", 2, "cpu-gtsrb")])
-def test_the_committed_evidence_chooses_the_protocols_budget(budget, protocol, version, folder):
+def test_the_committed_evidence_chooses_the_protocols_budget(budget):
     """A protocol's epochs are the budget the doubling rule chooses from the committed budget sweep of `sgd`
     (validation top-1 at 3, 6 and 12 epochs, seed 0, at the protocol's batch; docs/protocols.md, Budgets).
     cpu-gtsrb-loc inherits the budget of cpu-gtsrb version 2 (batch 128), whose sweep is evidence/cpu-gtsrb."""
     from bench.protocols import PROTOCOLS
+    from tests.test_protocols import _committed_results
 
-    root = Path(__file__).resolve().parents[1] / "evidence" / folder
-    files = [json.loads(p.read_text()) for p in root.glob("sgd_*/result.json")]
-    settings = PROTOCOLS.get(protocol).settings
-    budgets = {r["config"]["epochs"] for r in files}
-    assert budgets >= {3, 6, 12}
+    files = _committed_results("evidence/cpu-gtsrb", pattern="sgd_*/result.json")
+    settings = PROTOCOLS.get("cpu-gtsrb-loc").settings
+    assert {r["config"]["epochs"] for r in files} >= {3, 6, 12}
     for r in files:
-        assert r["status"] == "ok" and r["protocol"] == {"name": "cpu-gtsrb", "version": version}
+        assert r["status"] == "ok" and r["protocol"] == {"name": "cpu-gtsrb", "version": 2}
         assert r["config"]["batch_size"] == settings["batch_size"] and r["config"]["seed"] == 0
+    root = Path(__file__).resolve().parents[1] / "evidence" / "cpu-gtsrb"
     frame = budget.budget_frame(root, "cpu-gtsrb", seeds=[0], rows=["sgd (end_to_end)"])
     assert budget.choose_budget(frame, "sgd (end_to_end)") == settings["epochs"] == 6
