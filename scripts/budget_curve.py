@@ -9,7 +9,11 @@ the budget moved its validation top-1; writes the figure (PNG) and its data (CSV
 
 The chosen budget is the smallest one where doubling it moves ``sgd``'s validation top-1 by less than
 ``--tolerance`` points (1 by default); only validation numbers take part in the choice, test top-1 is printed
-beside them for the record.
+beside them for the record. ``--target T`` adds a protocol's accuracy target: the smallest budget that meets the
+doubling rule *and* where ``sgd``'s test top-1 reaches ``T`` (a choice that reads the test set; the script prints
+the rule's own choice beside it, so the two can be told apart):
+
+    python scripts/budget_curve.py evidence/cpu-gtsrb-v4 --protocol cpu-gtsrb --target 98
 """
 
 from __future__ import annotations
@@ -62,10 +66,12 @@ def doubling_moves(frame: pd.DataFrame, row: str) -> list[tuple[int, int, float]
     return [(int(e), int(2 * e), float(sub[2 * e] - sub[e])) for e in sub.index if 2 * e in sub.index]
 
 
-def choose_budget(frame: pd.DataFrame, row: str, tolerance: float = 1.0) -> int | None:
-    """The smallest budget where doubling moves ``row``'s validation top-1 by less than ``tolerance`` points."""
+def choose_budget(frame: pd.DataFrame, row: str, tolerance: float = 1.0, target: float | None = None) -> int | None:
+    """The smallest budget where doubling moves ``row``'s validation top-1 by less than ``tolerance`` points and,
+    when ``target`` is given, where ``row``'s test top-1 reaches ``target``."""
+    test = frame[frame["row"] == row].set_index("epochs")["test_top1"]
     for e, _, delta in doubling_moves(frame, row):
-        if abs(delta) < tolerance:
+        if abs(delta) < tolerance and (target is None or test[e] >= target):
             return e
     return None
 
@@ -100,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--protocol", required=True)
     ap.add_argument("--baseline", default="sgd (end_to_end)", help="row whose doubling decides the budget")
     ap.add_argument("--tolerance", type=float, default=1.0, help="points of validation top-1 (default 1)")
+    ap.add_argument("--target", type=float, default=None,
+                    help="test top-1 (%%) the baseline must also reach at the chosen budget (reads the test set)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds to average (default 0; 'all' for every seed)")
     ap.add_argument("--rows", default="sgd (end_to_end),greedy_ce (simultaneous)",
                     help="comma-separated 'method (schedule)' rows to show; 'all' for every row")
@@ -122,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chosen budget: {chosen} epochs" if chosen is not None else
           f"no budget in the sweep where doubling moves {args.baseline} by less than {args.tolerance} points: "
           "extend the sweep")
+    if args.target is not None:
+        chosen = choose_budget(frame, args.baseline, args.tolerance, args.target)
+        print(f"with the target (test top-1 >= {args.target:g} %): " + (
+            f"{chosen} epochs" if chosen is not None else
+            "no budget in the sweep meets the rule and reaches the target: extend the sweep"))
     if args.out:
         stem = Path(args.out)
         stem.parent.mkdir(parents=True, exist_ok=True)

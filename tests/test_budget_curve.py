@@ -40,6 +40,9 @@ def test_the_budget_is_the_first_whose_double_moves_validation_less_than_a_point
     assert budget.choose_budget(frame, "sgd (end_to_end)") == 6
     assert budget.choose_budget(frame, "sgd (end_to_end)", tolerance=0.5) == 12
     assert budget.choose_budget(frame, "sgd (end_to_end)", tolerance=0.05) is None
+    # a test-set target on top of the rule: 6 meets the rule but reaches only 90 % on test, 12 reaches 99.9
+    assert budget.choose_budget(frame, "sgd (end_to_end)", target=95.0) == 12
+    assert budget.choose_budget(frame, "sgd (end_to_end)", target=99.95) is None
     both = budget.budget_frame(tmp_path, "cpu-cifar10", seeds=None)
     assert both.set_index("epochs").loc[6, "val_top1"] == pytest.approx((95.5 + 10.0) / 2)
 
