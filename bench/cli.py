@@ -379,15 +379,20 @@ def leaderboard(
     def warn(message: str) -> None:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
+    try:
+        if check:
+            problems = check_leaderboards(results, out, include_adhoc=include_adhoc)
+        else:
+            written = write_leaderboards(results, out, include_adhoc=include_adhoc, on_warning=warn)
+    except BenchError as e:
+        raise fail(str(e)) from None
     if check:
-        problems = check_leaderboards(results, out, include_adhoc=include_adhoc)
         if problems:
             for line in problems:
                 err_console.print(f"  {line}", highlight=False)
             raise fail("leaderboards are out of date; run `bench leaderboard` and commit the tables", code=1)
         console.print(f"Leaderboards in {out} are up to date.")
         return
-    written = write_leaderboards(results, out, include_adhoc=include_adhoc, on_warning=warn)
     for path in written:
         console.print(f"wrote {path}")
 

@@ -35,6 +35,7 @@ Rules the tables follow (they are also printed under each table):
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -488,6 +489,56 @@ def protocol_filename(name: str) -> str:
     return protocol_stem(name) + ".md"
 
 
+STEP_TIMES_PREFIX = "step-times-"
+"""``<results>/step-times-<protocol>-v<version>.json``: a protocol's step times measured side by side in one process
+by ``scripts/bench_grid.py --save`` (train times recorded by runs made on different machines or days do not compare)."""
+
+
+def step_times_filename(name: str, version: int) -> str:
+    return f"{STEP_TIMES_PREFIX}{protocol_stem(name)}-v{int(version)}.json"
+
+
+def read_step_times(results_dir: str | Path, name: str, versions: Iterable[Any]) -> dict[str, Any] | None:
+    """The step-time file of protocol ``name`` for the page's version, when the page holds one version and the file
+    exists; ConfigError for a file that is not a step-time file."""
+    from bench.errors import ConfigError
+
+    versions = {int(v) for v in versions if not pd.isna(v)}
+    if len(versions) != 1:
+        return None
+    path = Path(results_dir) / step_times_filename(name, versions.pop())
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not all(isinstance(r["row"], str) and float(r["vs_sgd"]) > 0 for r in data["rows"]):
+            raise ValueError("a row without a name or a positive ratio")
+        str(data["machine"]), str(data["measured"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: not a step-time file of scripts/bench_grid.py ({e}); write it again with "
+                          "`python scripts/bench_grid.py SWEEP_FILE --save` or delete it") from None
+    return data
+
+
+def step_time_ratios(step_times: Mapping[str, Any] | None) -> dict[str, float]:
+    """``"method (schedule)"`` -> step time relative to ``sgd`` (a step through every phase of the row)."""
+    if not step_times:
+        return {}
+    return {r["row"]: float(r["vs_sgd"]) for r in step_times["rows"]}
+
+
+def step_times_line(step_times: Mapping[str, Any]) -> str:
+    return (
+        "**Time, side by side.** Train time and its ratio are as each run recorded them, on the machine and day it "
+        "ran: rows run on different machines or days do not compare. Step time vs sgd: the training step time of "
+        "each row (through all its phases: one step of every module) relative to `sgd`, measured side by side in "
+        f"one process on {step_times['machine']} ({step_times.get('threads', 1)} thread, torch "
+        f"{step_times.get('torch', '?')}, {step_times['measured']}) by `{step_times.get('command', 'scripts/bench_grid.py')}`"
+        + (f"; at that speed the grid takes {float(step_times['grid_core_minutes']):.0f} core-minutes of training."
+           if step_times.get("grid_core_minutes") is not None else ".")
+    )
+
+
 # ------------------------------------------------------------------------------------------------- rendering
 
 
@@ -535,10 +586,13 @@ def _short(message: Any, limit: int = 160) -> str:
 
 
 def render_protocol(
-    name: str, results: pd.DataFrame | Iterable[Mapping[str, Any]], figure: str | None = None
+    name: str, results: pd.DataFrame | Iterable[Mapping[str, Any]], figure: str | None = None,
+    step_times: Mapping[str, Any] | None = None,
 ) -> str:
     """The Markdown page of one protocol: main table, runs that did not finish, published numbers beside ours,
-    and the figure ``figure`` (a file name beside the page) when given."""
+    and the figure ``figure`` (a file name beside the page) when given. ``step_times`` (a step-time file of the
+    page's protocol version, :func:`read_step_times`) adds each row's step time relative to ``sgd`` measured side
+    by side in one process."""
     df = keyed(results)
     rows = aggregate(df)
     best = best_row(rows)
@@ -628,9 +682,16 @@ def render_protocol(
     ]
     if show_gpu:
         columns.append(("GPU peak (MiB)", True, lambda r, b: fmt_mib(r["gpu_bytes"])))
+    step_ratio = step_time_ratios(step_times)
     columns += [
         ("Train time", True, lambda r, b: fmt_duration(r["train_seconds"])),
         ("Time vs sgd", True, lambda r, b: fmt_ratio(r["train_seconds"], _baseline(rows, r, "train_seconds"))),
+    ]
+    if step_ratio:
+        columns.append(("Step time vs sgd, side by side", True,
+                        lambda r, b: (lambda v: DASH if v is None else f"{v:.2f}x")(
+                            step_ratio.get(f"{r['method']} ({r['schedule']})"))))
+    columns += [
         ("Train FLOPs", True, lambda r, b: fmt_flops(r["train_flops"])),
         ("FLOPs vs sgd", True, lambda r, b: fmt_ratio(r["train_flops"], _baseline(rows, r, "train_flops"))),
     ]
@@ -644,6 +705,8 @@ def render_protocol(
         table.append([str(i + 1), *(render(row, is_best) for _, _, render in columns)])
     out.append(md_table(headers, table, right) if table else "No completed (status ok) runs yet.")
     out += ["", *_legend(show_gpu, show_settings, show_best, show_val, show_atval)]
+    if step_ratio:
+        out += ["", step_times_line(step_times)]
     precision = _precision_line(rows)
     if precision:
         out += ["", precision]
@@ -1070,7 +1133,12 @@ def _build(
             files[data] = pareto_csv(name, points)
             figure = protocol_stem(name) + FIGURE_SUFFIX
             figures[figure] = (name, data)
-        files[protocol_filename(name)] = render_protocol(name, group, figure=figure)
+        step_times = None
+        if len(group) and {"protocol.name", "protocol.version"} <= set(group.columns):
+            names = group["protocol.name"].dropna().unique()
+            if len(names) == 1:
+                step_times = read_step_times(results_dir, str(names[0]), group["protocol.version"])
+        files[protocol_filename(name)] = render_protocol(name, group, figure=figure, step_times=step_times)
     if INDEX_NAME in files:
         raise ValueError(f"a protocol named {INDEX_NAME[:-3]!r} would overwrite the index")
     files[INDEX_NAME] = render_index(groups)

@@ -110,7 +110,7 @@ def seed_everything(seed: int) -> torch.Generator:
 def environment(device: torch.device) -> dict[str, Any]:
     import timm
 
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -124,6 +124,19 @@ def environment(device: torch.device) -> dict[str, Any]:
         "git_commit": git_commit(),
         "platform": platform.platform(),
     }
+
+
+def cpu_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux: ``model name`` in ``/proc/cpuinfo``), else ``platform.processor()``, else
+    ``cpu``: train times are comparable only between runs on the same CPU model."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
 
 
 def git_commit() -> str | None:

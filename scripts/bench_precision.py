@@ -61,15 +61,16 @@ class StepTimer:
         pass
 
 
-def train_once(cfg, method, dataset, device: torch.device) -> list[list[float]]:
-    """One short training run as ``bench run`` would do it (without evaluation); returns the step times."""
+def train_once(cfg, method, dataset, device: torch.device, *, val_split: float = 0.0) -> list[list[float]]:
+    """One short training run as ``bench run`` would do it (without the final evaluation); returns the step times
+    of each phase. ``val_split`` holds out the validation split as the run would (0: train on every image)."""
     seed_everything(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     fmt = precision.memory_format(bool(cfg.channels_last))
     torch.manual_seed(cfg.seed)
     net = build_network(cfg, dataset.num_classes, dataset.image_size).to(device, memory_format=fmt)
     data = DeviceData(dataset, device, crop_padding=cfg.crop_padding, padding_mode=cfg.crop_padding_mode,
-                      val_split=0.0, max_train_samples=cfg.max_train_samples, memory_format=fmt)
+                      val_split=val_split, max_train_samples=cfg.max_train_samples, memory_format=fmt)
     timer = StepTimer()
     run = RunContext(cfg, net, data, device, Meter(device, exclude_params=list(net.parameters())), generator,
                      timer)

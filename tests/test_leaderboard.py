@@ -228,6 +228,48 @@ def test_memory_ratio_to_sgd(results_dir: Path) -> None:
     assert rows["infopro"]["Act. mem (MiB)"] == "100.0"
 
 
+def _step_times(version: int, ratios: dict[str, float]) -> dict[str, Any]:
+    """A step-time file as ``scripts/bench_grid.py --save`` writes it (the keys the leaderboard reads)."""
+    return {"protocol": {"name": "cpu-cifar10", "version": version}, "machine": "Test CPU 9000", "threads": 1,
+            "torch": "2.14.1", "measured": "2026-12-06", "command": "python scripts/bench_grid.py sweeps/x.toml --save",
+            "rows": [{"row": row, "vs_sgd": v} for row, v in ratios.items()], "grid_core_minutes": 123.4}
+
+
+def test_side_by_side_step_times_are_shown_beside_the_recorded_time(results_dir: Path) -> None:
+    version = _current_version("cpu-cifar10")
+    pages = lb.build_leaderboards(results_dir)
+    assert "side by side" not in pages["cpu-cifar10.md"]  # no step-time file: no column
+    record = _step_times(version, {"sgd (end_to_end)": 1.0, "infopro (end_to_end)": 1.37})
+    write_json_atomic(results_dir / lb.step_times_filename("cpu-cifar10", version), record)
+    page = lb.build_leaderboards(results_dir)["cpu-cifar10.md"]
+    rows = rows_by_method(page)
+    assert rows["sgd"]["Step time vs sgd, side by side"] == "1.00x"
+    assert rows["infopro"]["Step time vs sgd, side by side"] == "1.37x"
+    assert rows["greedy_ce"]["Step time vs sgd, side by side"] == "–"  # a row the measurement did not time
+    assert rows["infopro"]["Time vs sgd"] == "1.00x"  # the recorded times stay as recorded
+    assert "Test CPU 9000" in page and "123 core-minutes" in page
+    # a file of another protocol version is not shown
+    (results_dir / lb.step_times_filename("cpu-cifar10", version)).rename(
+        results_dir / lb.step_times_filename("cpu-cifar10", version + 1))
+    assert "side by side" not in lb.build_leaderboards(results_dir)["cpu-cifar10.md"]
+
+
+def test_a_corrupt_step_time_file_is_a_clear_error(results_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.errors import ConfigError
+
+    path = results_dir / lb.step_times_filename("cpu-cifar10", _current_version("cpu-cifar10"))
+    path.write_text('{"rows": [{"row": "sgd (end_to_end)"}]}')
+    with pytest.raises(ConfigError, match="not a step-time file"):
+        lb.build_leaderboards(results_dir)
+    result = CliRunner().invoke(app, ["leaderboard", "--results", str(results_dir), "--out", str(tmp_path / "lb")])
+    assert result.exit_code != 0
+    assert not isinstance(result.exception, ConfigError)  # reported, not raised
+    assert "not a step-time file" in result.output
+
+
 def test_memory_ratio_is_a_dash_without_sgd_row() -> None:
     page = lb.render_protocol("p", [make_result("infopro", 0, protocol="p")])
     assert rows_by_method(page)["infopro"]["vs sgd"] == "–"

@@ -37,6 +37,15 @@ def test_cpuinfo_flags_of_x86_and_arm(tmp_path):
     assert precision.cpuinfo_flags(tmp_path / "absent") == set()
 
 
+def test_the_cpu_model_is_recorded_from_cpuinfo(tmp_path):
+    from bench.runner import cpu_name
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Gold 6430\n")
+    assert cpu_name(info) == "Intel(R) Xeon(R) Gold 6430"
+    assert cpu_name(tmp_path / "absent")  # falls back to platform.processor() or "cpu", never empty
+
+
 def test_this_cpu_is_detected_as_its_cpuinfo_says():
     flags = precision.cpuinfo_flags()
     if flags & set(precision.CPU_BF16_FLAGS):
@@ -137,6 +146,9 @@ def test_a_run_records_the_precision_it_ran_with(tmp_path):
     assert result["status"] == "ok"
     assert result["config"]["amp"] is True and result["config"]["channels_last"] is True
     assert result["env"]["bf16_native"] == precision.bf16_native(CPU)
+    from bench.runner import cpu_name
+
+    assert result["env"]["device_name"] == cpu_name()
 
 
 # ------------------------------------------------------------------------------------ sampling precision of top-1
