@@ -531,10 +531,12 @@ def step_times_line(step_times: Mapping[str, Any]) -> str:
     return (
         "**Time, side by side.** Train time and its ratio are as each run recorded them, on the machine and day it "
         "ran: rows run on different machines or days do not compare. Step time vs sgd: the training step time of "
-        "each row (through all its phases: one step of every module) relative to `sgd`, measured side by side in "
-        f"one process on {step_times['machine']} ({step_times.get('threads', 1)} thread, torch "
-        f"{step_times.get('torch', '?')}, {step_times['measured']}) by `{step_times.get('command', 'scripts/bench_grid.py')}`"
-        + (f"; at that speed the grid takes {float(step_times['grid_core_minutes']):.0f} core-minutes of training."
+        "each row relative to `sgd`, measured side by side in one process (a sequential row's step is one step of "
+        "each module's phase, so the ratio is that of a cell's training time), on "
+        f"{step_times['machine']} ({step_times.get('threads', 1)} thread, torch {step_times.get('torch', '?')}, "
+        f"{step_times['measured']}) by `{step_times.get('command', 'scripts/bench_grid.py')}`"
+        + (f"; at that speed the grid takes {float(step_times['grid_core_minutes']):.0f} core-minutes of training, "
+           f"at least {float(step_times['grid_core_minutes']) / 2:.0f} minutes on 2 cores."
            if step_times.get("grid_core_minutes") is not None else ".")
     )
 

@@ -76,24 +76,27 @@ def choose_budget(frame: pd.DataFrame, row: str, tolerance: float = 1.0, target:
     return None
 
 
-def figure(frame: pd.DataFrame, protocol: str, chosen: int | None) -> bytes:
+def figure(frame: pd.DataFrame, protocol: str, chosen: int | None, seeds_text: str = "seed 0",
+           chosen_text: str = "budget") -> bytes:
     fig = _figure(5.5, 3.6)
     ax = fig.add_subplot(1, 1, 1)
     for row, sub in frame.groupby("row"):
         colour = method_colour(row.split(" ")[0])
         style = "-" if "sequential" not in row and "simultaneous" not in row else "--"
-        ax.plot(sub["epochs"], sub["val_top1"], style, marker="o", color=colour, label=f"{row}: validation")
-        ax.plot(sub["epochs"], sub["test_top1"], ":", marker="x", color=colour, alpha=0.6, label=f"{row}: test")
+        n = sorted(set(sub["seeds"].astype(int)))
+        seeds = "" if n == [1] else f" (n = {'/'.join(str(k) for k in n)})"
+        ax.plot(sub["epochs"], sub["val_top1"], style, marker="o", color=colour, label=f"{row}{seeds}: validation")
+        ax.plot(sub["epochs"], sub["test_top1"], ":", marker="x", color=colour, alpha=0.6, label=f"{row}{seeds}: test")
     if chosen is not None:
         ax.axvline(chosen, color="grey", lw=0.8)
-        ax.annotate(f"budget: {chosen} epochs", (chosen, ax.get_ylim()[1]), textcoords="offset points",
-                    xytext=(4, -12), fontsize=8, color="grey")
+        ax.annotate(f"{chosen_text}: {chosen} epochs", (chosen, ax.get_ylim()[1]), textcoords="offset points",
+                    xytext=(-4, -12), fontsize=8, color="grey", ha="right")
     ax.set_xscale("log", base=2)
     epochs = sorted(frame["epochs"].unique())
     ax.set_xticks(epochs, [str(e) for e in epochs])
     ax.set_xlabel("training budget (epochs; log scale)")
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{protocol}: top-1 against budget (seed 0)", fontsize=10)
+    ax.set_title(f"{protocol}: top-1 against budget ({seeds_text})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9)
@@ -139,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         stem = Path(args.out)
         stem.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False, float_format="%.4f").encode())
-        write_bytes_atomic(stem.with_suffix(".png"), figure(frame, args.protocol, chosen))
+        seeds_text = ("mean over seeds" if seeds is None else
+                      f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(x) for x in seeds)}")
+        chosen_text = "budget" if args.target is None else f"rule + test >= {args.target:g} %"
+        write_bytes_atomic(stem.with_suffix(".png"), figure(frame, args.protocol, chosen, seeds_text, chosen_text))
         print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.png')}")
     return 0
 

@@ -732,6 +732,28 @@ def test_readme_result_tables_match_the_committed_results() -> None:
         assert quoted == {(f["method"]["name"], f["config"]["schedule"]) for f in mine}, page
 
 
+def test_readme_step_time_ratios_are_the_committed_side_by_side_measurement() -> None:
+    """A README table's "step time vs sgd, side by side" column quotes the step-time file of the page's protocol
+    version (scripts/bench_grid.py --save), row by row."""
+    from bench.protocols import PROTOCOLS
+
+    quoted = 0
+    for page, rows in _readme_result_tables():
+        column = "step time vs sgd, side by side"
+        if not rows or column not in rows[0]:
+            continue
+        protocol = PROTOCOLS[page]  # only a current version's page has a measurement
+        record = lb.read_step_times(COMMITTED, page, [protocol.version])
+        assert record is not None, page
+        ratios = lb.step_time_ratios(record)
+        for row in rows:
+            method = re.match(r"`(\w+)`", row["method"]).group(1)
+            key = f"{method} ({row['schedule'].replace(' ', '_')})"
+            assert row[column] == f"{ratios[key]:.2f}x", (page, key)
+            quoted += 1
+    assert quoted >= 12
+
+
 def test_committed_leaderboards_are_up_to_date() -> None:
     if not any(find_result_files(COMMITTED)):
         pytest.skip("no committed results")
