@@ -76,8 +76,9 @@ def choose_budget(frame: pd.DataFrame, row: str, tolerance: float = 1.0, target:
     return None
 
 
-def figure(frame: pd.DataFrame, protocol: str, chosen: int | None, seeds_text: str = "seed 0",
-           chosen_text: str = "budget") -> bytes:
+def figure(frame: pd.DataFrame, protocol: str, marks: dict[int, str], seeds_text: str = "seed 0",
+           target: float | None = None) -> bytes:
+    """Validation and test top-1 against budget, one line per row; ``marks``: budget -> label (vertical lines)."""
     fig = _figure(5.5, 3.6)
     ax = fig.add_subplot(1, 1, 1)
     for row, sub in frame.groupby("row"):
@@ -87,10 +88,14 @@ def figure(frame: pd.DataFrame, protocol: str, chosen: int | None, seeds_text: s
         seeds = "" if n == [1] else f" (n = {'/'.join(str(k) for k in n)})"
         ax.plot(sub["epochs"], sub["val_top1"], style, marker="o", color=colour, label=f"{row}{seeds}: validation")
         ax.plot(sub["epochs"], sub["test_top1"], ":", marker="x", color=colour, alpha=0.6, label=f"{row}{seeds}: test")
-    if chosen is not None:
-        ax.axvline(chosen, color="grey", lw=0.8)
-        ax.annotate(f"{chosen_text}: {chosen} epochs", (chosen, ax.get_ylim()[1]), textcoords="offset points",
-                    xytext=(-4, -12), fontsize=8, color="grey", ha="right")
+    if target is not None:
+        ax.axhline(target, color="grey", lw=0.6, ls=":")
+        ax.annotate(f"test target {target:g} %", (frame["epochs"].max(), target), textcoords="offset points",
+                    xytext=(-4, 3), fontsize=7, color="grey", ha="right")
+    for k, (epochs, label) in enumerate(sorted(marks.items())):
+        ax.axvline(epochs, color="grey", lw=0.8, ls="-" if k == 0 else "--")
+        ax.annotate(label, (epochs, ax.get_ylim()[1]), textcoords="offset points",
+                    xytext=(4, -12 - 10 * k), fontsize=8, color="grey")
     ax.set_xscale("log", base=2)
     epochs = sorted(frame["epochs"].unique())
     ax.set_xticks(epochs, [str(e) for e in epochs])
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in sorted(set(frame["row"])):
         for e, e2, delta in doubling_moves(frame, row):
             print(f"{row}: {e} -> {e2} epochs moves validation top-1 by {delta:+.2f} points")
-    chosen = choose_budget(frame, args.baseline, args.tolerance)
+    chosen = rule = choose_budget(frame, args.baseline, args.tolerance)
     print()
     print(f"chosen budget: {chosen} epochs" if chosen is not None else
           f"no budget in the sweep where doubling moves {args.baseline} by less than {args.tolerance} points: "
@@ -144,8 +149,20 @@ def main(argv: list[str] | None = None) -> int:
         write_bytes_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False, float_format="%.4f").encode())
         seeds_text = ("mean over seeds" if seeds is None else
                       f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(x) for x in seeds)}")
-        chosen_text = "budget" if args.target is None else f"rule + test >= {args.target:g} %"
-        write_bytes_atomic(stem.with_suffix(".png"), figure(frame, args.protocol, chosen, seeds_text, chosen_text))
+        from bench.registry import PROTOCOLS
+
+        marks: dict[int, str] = {}
+        if rule is not None:
+            marks[rule] = f"rule: {rule} epochs"
+        if args.target is not None and chosen is not None:
+            marks[chosen] = marks.get(chosen, "") + (" / " if chosen in marks else "") + (
+                f"rule + test >= {args.target:g} %: {chosen} epochs")
+        budget = PROTOCOLS.get(args.protocol).settings.get("epochs")
+        if budget is not None:
+            marks[int(budget)] = marks.get(int(budget), "") + (" / " if int(budget) in marks else "") + (
+                f"protocol: {budget} epochs")
+        write_bytes_atomic(stem.with_suffix(".png"), figure(frame, args.protocol, marks, seeds_text,
+                                                                    args.target))
         print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.png')}")
     return 0
 

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--protocol", default=None, help="harness protocol to start from (default: none)")
     ap.add_argument("--set", action="append", default=[], dest="sets")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="batch of both sides (default: the loop's 128 and the harness's default or protocol's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
     args = ap.parse_args(argv)
@@ -42,9 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as out:
         for seed in seeds:
             loop = plain_loop.main(["--data", args.data, "--data-root", args.data_root, "--epochs", str(args.epochs),
-                                    "--seed", str(seed), *(["--bf16"] if args.bf16 else [])])
+                                    "--seed", str(seed), *(["--bf16"] if args.bf16 else []),
+                                    *(["--batch-size", str(args.batch_size)] if args.batch_size else [])])
             flags = {"method": "sgd", "data": args.data, "data_root": args.data_root, "epochs": args.epochs,
-                     "seed": seed, "out": out}
+                     "seed": seed, "out": out, **({"batch_size": args.batch_size} if args.batch_size else {})}
             sets = [*(["amp=true"] if args.bf16 else []), *args.sets]
             cfg, method = resolve_config(flags, sets=sets, protocol=args.protocol)
             result, _ = execute(cfg, method, force=True)
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"seed {seed}: plain loop {loop['test_top1']:.2f}%  harness sgd {harness['test_top1']:.2f}%",
                   flush=True)
     print()
-    print(f"{args.data}, {args.epochs} epochs, harness settings: {' '.join(args.sets) or '(defaults)'}")
+    print(f"{args.data}, {args.epochs} epochs, batch {args.batch_size or 'default'}, harness settings: {' '.join(args.sets) or '(defaults)'}")
     print(f"{'seed':>4} {'plain loop':>10} {'harness':>8} {'diff':>6} {'time ratio':>10}")
     for seed, a, b, ta, tb in rows:
         print(f"{seed:>4} {a:>10.2f} {b:>8.2f} {b - a:>6.2f} {tb / ta:>10.2f}")

@@ -2,7 +2,7 @@
 
 No harness code on the training path: torchvision-style CIFAR ResNet-20 (He et al.; PyTorch's default
 initialisation), SGD lr 0.1 with Nesterov momentum 0.9 and weight decay 5e-4 on every parameter, OneCycle (15 %
-warm-up, cosine), batch 128, random crop with 4 pixels of reflection padding (one offset per batch) and per-image
+warm-up, cosine), batch 128 (``--batch-size``), random crop with 4 pixels of reflection padding (one offset per batch) and per-image
 horizontal flips, CIFAR normalisation (mean 125.3, 123.0, 113.9; std 63.0, 62.1, 66.7). Only the data loading
 (decoding the official files) comes from ``bench.data``, so both sides see the same images.
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-train-samples", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU with AMX, or CUDA)")
     args = ap.parse_args(argv)
 
@@ -74,14 +75,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     model = resnet20(ds.num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    steps = args.epochs * -(-n // 128)
+    batch = args.batch_size
+    steps = args.epochs * -(-n // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=steps, pct_start=0.15)
     t0 = time.perf_counter()
     for _ in range(args.epochs):
         model.train()
         perm = torch.randperm(n)
-        for i in range(0, n, 128):
-            idx = perm[i:i + 128]
+        for i in range(0, n, batch):
+            idx = perm[i:i + batch]
             x = F.pad(xtr[idx], (4, 4, 4, 4), mode="reflect")
             dy, dx = torch.randint(0, 9, (2,)).tolist()
             x = x[:, :, dy:dy + 32, dx:dx + 32]
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
         for i in range(0, len(yte), 500):
             correct += int((model(xte[i:i + 500]).argmax(1) == yte[i:i + 500]).sum())
     out = {"test_top1": round(100.0 * correct / len(yte), 2), "epochs": args.epochs, "seed": args.seed,
-           "train_images": n, "seconds": round(seconds, 1)}
+           "train_images": n, "batch_size": batch, "seconds": round(seconds, 1)}
     print(json.dumps(out))
     return out
 
