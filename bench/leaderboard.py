@@ -511,17 +511,24 @@ def read_step_times(results_dir: str | Path, name: str, versions: Iterable[Any])
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        missing = {"rows", "machine", "measured"} - set(data)
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
         if not all(isinstance(r["row"], str) and float(r["vs_sgd"]) > 0 for r in data["rows"]):
             raise ValueError("a row without a name or a positive ratio")
-        str(data["machine"]), str(data["measured"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{path}: not a step-time file of scripts/bench_grid.py ({e}); write it again with "
                           "`python scripts/bench_grid.py SWEEP_FILE --save` or delete it") from None
     return data
 
 
+def row_key(method: Any, schedule: Any) -> str:
+    """``"method (schedule)"``: how a step-time file names a leaderboard row."""
+    return f"{method} ({schedule})"
+
+
 def step_time_ratios(step_times: Mapping[str, Any] | None) -> dict[str, float]:
-    """``"method (schedule)"`` -> step time relative to ``sgd`` (a step through every phase of the row)."""
+    """:func:`row_key` -> step time relative to ``sgd`` (a step through every phase of the row)."""
     if not step_times:
         return {}
     return {r["row"]: float(r["vs_sgd"]) for r in step_times["rows"]}
@@ -692,7 +699,7 @@ def render_protocol(
     if step_ratio:
         columns.append(("Step time vs sgd, side by side", True,
                         lambda r, b: (lambda v: DASH if v is None else f"{v:.2f}x")(
-                            step_ratio.get(f"{r['method']} ({r['schedule']})"))))
+                            step_ratio.get(row_key(r["method"], r["schedule"])))))
     columns += [
         ("Train FLOPs", True, lambda r, b: fmt_flops(r["train_flops"])),
         ("FLOPs vs sgd", True, lambda r, b: fmt_ratio(r["train_flops"], _baseline(rows, r, "train_flops"))),

@@ -36,13 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_precision import train_once  # noqa: E402
 
 from bench.errors import BenchError  # noqa: E402
+from bench.leaderboard import row_key, step_times_filename  # noqa: E402
 from bench.registry import PROTOCOLS  # noqa: E402
 from bench.runner import cpu_name, load_data, resolve_config  # noqa: E402
 from bench.sweep import build_sweep  # noqa: E402
-
-
-def row_name(cfg) -> str:
-    return f"{cfg.method} ({cfg.schedule})"
 
 
 def grid_rows(sweep_file: str, data_root: str | None, out: str, steps: int) -> list[tuple[str, object, object, int]]:
@@ -51,7 +48,7 @@ def grid_rows(sweep_file: str, data_root: str | None, out: str, steps: int) -> l
     seeds: dict[str, int] = {}
     first: dict[str, object] = {}
     for cell in sweep.cells:
-        name = row_name(cell.cfg)
+        name = row_key(cell.cfg.method, cell.cfg.schedule)
         seeds[name] = seeds.get(name, 0) + 1
         first.setdefault(name, cell)
     rows = []
@@ -72,7 +69,7 @@ def recorded_seconds(results: str, protocol: dict) -> dict[str, float]:
         return {}
     df = df[(df["status"] == "ok") & (df["protocol.name"] == protocol["name"])
             & (df["protocol.version"] == protocol["version"])]
-    rows = df["method.name"] + " (" + df["config.schedule"].astype("string") + ")"
+    rows = [row_key(m, s) for m, s in zip(df["method.name"], df["config.schedule"], strict=True)]
     return df.groupby(rows)["metrics.train_seconds"].mean().to_dict()
 
 
@@ -123,25 +120,26 @@ def main(argv: list[str] | None = None) -> int:
     recorded = (recorded_seconds(args.results, {"name": protocol.name, "version": protocol.version})
                 if args.results and protocol else {})
 
-    base = None
+    step_ms = {name: sum(1e3 * statistics.median(t) for t in times[name]) for name, *_ in rows}
+    base = row_key("sgd", "end_to_end") if row_key("sgd", "end_to_end") in step_ms else rows[0][0]
     lines = []
     saved = []
     total = 0.0
     for name, cfg, _, seeds in rows:
-        ms = [1e3 * statistics.median(t) for t in times[name]]
-        step_ms = sum(ms)
-        cell_min = sum(ms) / 1e3 * steps_per_epoch * cfg.epochs / 60
-        base = base if base is not None else (step_ms, cell_min, recorded.get(name))
+        phases = len(times[name])
+        cell_min = step_ms[name] / 1e3 * steps_per_epoch * cfg.epochs / 60
         total += cell_min * seeds
-        rec = recorded.get(name)
-        ratio = round(step_ms / base[0], 3)  # printed and saved alike
-        saved.append({"row": name, "phases": len(ms), "step_ms": round(step_ms, 2), "vs_sgd": ratio,
+        ratio = round(step_ms[name] / step_ms[base], 3)  # printed and saved alike
+        saved.append({"row": name, "phases": phases, "step_ms": round(step_ms[name], 2), "vs_sgd": ratio,
                       "cell_minutes": round(cell_min, 2), "seeds": seeds})
-        line = f"{name:<28} {len(ms):>6} {step_ms:>10.1f} {ratio:>8.2f} {cell_min:>10.1f} {seeds:>6}"
+        line = f"{name:<28} {phases:>6} {step_ms[name]:>10.1f} {ratio:>8.2f} {cell_min:>10.1f} {seeds:>6}"
         if recorded:
-            line += (f" {rec / 60:>10.1f} {rec / base[2]:>9.2f}" if rec is not None and base[2] else f"{'-':>10} "
-                     f"{'-':>9}")
+            rec, rec_base = recorded.get(name), recorded.get(base)
+            line += (f" {rec / 60:>10.1f} {rec / rec_base:>9.2f}" if rec is not None and rec_base
+                     else f"{'-':>10} {'-':>9}")
         lines.append(line)
+    if base != row_key("sgd", "end_to_end"):
+        print(f"note: no sgd row in the sweep; ratios are to {base}", file=sys.stderr)
     title = (f"{protocol.name} version {protocol.version}" if protocol else args.sweep_file)
     print(f"{title}: {train_size} training images, batch {cfg0.batch_size}, {steps_per_epoch} steps an epoch, "
           f"{cfg0.epochs} epochs; one process, {args.threads} thread(s), {cpu_name()}, torch {torch.__version__}; "
@@ -154,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"grid: {total:.0f} core-minutes of training; on {args.jobs} cores at least {total / args.jobs:.0f} minutes "
           "(evaluation not included)")
     if args.save and protocol is not None:
-        from bench.leaderboard import step_times_filename
         from bench.results import write_bytes_atomic
 
         record = {

@@ -151,16 +151,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(x) for x in seeds)}")
         from bench.registry import PROTOCOLS
 
-        marks: dict[int, str] = {}
+        labels: dict[int, list[str]] = {}
         if rule is not None:
-            marks[rule] = f"rule: {rule} epochs"
+            labels.setdefault(rule, []).append(f"rule: {rule} epochs")
         if args.target is not None and chosen is not None:
-            marks[chosen] = marks.get(chosen, "") + (" / " if chosen in marks else "") + (
-                f"rule + test >= {args.target:g} %: {chosen} epochs")
+            labels.setdefault(chosen, []).append(f"rule + test >= {args.target:g} %: {chosen} epochs")
         budget = PROTOCOLS.get(args.protocol).settings.get("epochs")
         if budget is not None:
-            marks[int(budget)] = marks.get(int(budget), "") + (" / " if int(budget) in marks else "") + (
-                f"protocol: {budget} epochs")
+            labels.setdefault(int(budget), []).append(f"protocol: {budget} epochs")
+        marks = {epochs: " / ".join(text) for epochs, text in labels.items()}
         write_bytes_atomic(stem.with_suffix(".png"), figure(frame, args.protocol, marks, seeds_text,
                                                                     args.target))
         print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.png')}")
