@@ -540,7 +540,9 @@ def step_times_line(step_times: Mapping[str, Any]) -> str:
         "ran: rows run on different machines or days do not compare. Step time vs sgd: the training step time of "
         "each row relative to `sgd`, measured side by side in one process (a sequential row's step is one step of "
         "each module's phase, so the ratio is that of a cell's training time), on "
-        f"{step_times['machine']} ({step_times.get('threads', 1)} thread, torch {step_times.get('torch', '?')}, "
+        f"{step_times['machine']}"
+        + (f" (`{step_times['cpu_id']}`)" if step_times.get("cpu_id") else "")
+        + f" ({step_times.get('threads', 1)} thread, torch {step_times.get('torch', '?')}, "
         f"{step_times['measured']}) by `{step_times.get('command', 'scripts/bench_grid.py')}`"
         + (f"; at that speed the grid takes {float(step_times['grid_core_minutes']):.0f} core-minutes of training, "
            f"at least {float(step_times['grid_core_minutes']) / 2:.0f} minutes on 2 cores."
@@ -566,6 +568,23 @@ def _device(env_device: Any, name: Any, threads: Any) -> str | None:
         threads = int(threads)
         return f"{name} ({threads} thread{'s' if threads != 1 else ''})"
     return name
+
+
+def _cpu_lines(df: pd.DataFrame) -> list[str]:
+    """The CPU models the page's CPU runs ran on (``env.cpu_id``, with the count of result files of each): the
+    same config gives different numbers on different CPU models, so a page that mixes them says so."""
+    cpu = df[df["env.device"] == "cpu"]
+    if cpu.empty:
+        return []
+    ids = cpu["env.cpu_id"].astype("object").where(cpu["env.cpu_id"].notna(), None)
+    counts = ids.value_counts(dropna=False)
+    parts = [f"{f'`{ident}`' if ident is not None else 'not recorded'} ({n} file{'s' if n != 1 else ''})"
+             for ident, n in sorted(counts.items(), key=lambda kv: (kv[0] is None, -kv[1], str(kv[0])))]
+    line = f"- CPU model(s): {', '.join(parts)}"
+    if ids.dropna().nunique() > 1:
+        line += (". **The results come from more than one CPU model**: the same config gives different numbers on "
+                 "different CPUs, so rows run on different models do not compare finely")
+    return [line]
 
 
 def _superseded_lines(page: str) -> list[str]:
@@ -640,6 +659,7 @@ def render_protocol(
         f"- Harness version(s) (layerbench): {_join(_sorted_unique(df['env.layerbench']))}",
         f"- Dataset(s): {_join(_sorted_unique(df['dataset.name']))}",
         f"- Device(s): {_join(_sorted_unique(devices))}",
+        *_cpu_lines(df),
         f"- Result files: {len(df)} ({status_text or 'none'})",
         f"- Best entry: {_headline(best)}"
         + (f", top-1 {fmt_mean_std(best['top1_mean'], best['top1_std'])} % over {best['n']} seed(s)"

@@ -20,7 +20,8 @@ Layout of a result (``schema_version`` 1)::
         "train_flops", "final_train_loss", "epochs_completed",
         "test_top1_best", "test_top1_best_epoch"  # best over per-epoch evaluations, when the run made them
       },
-      "env": {"python", "torch", "timm", "layerbench", "device", "device_name", "git_commit", "platform"},
+      "env": {"python", "torch", "timm", "layerbench", "device", "device_name", "cpu_id", "git_commit",
+              "platform"},                             # cpu_id: family/model/stepping and kernel flags (runner.cpu_id)
       "history": [                              # optional: one record per epoch (per module, for layer-wise runs)
         {"phase": 0, "module": 0 | null, "epoch": 1, "train_loss": ..., "train_acc": ...,
          "val_top1": null | ..., "test_top1": null | ...}, ...
@@ -218,6 +219,7 @@ COLUMNS: dict[str, str] = {
     "env.timm": "string",
     "env.device": "string",
     "env.device_name": "string",
+    "env.cpu_id": "string",
     "env.threads": "Int64",
     "env.git_commit": "string",
     "env.platform": "string",

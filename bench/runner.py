@@ -118,6 +118,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "layerbench": bench.__version__,
         "device": device.type,
         "device_name": device_name,
+        "cpu_id": cpu_id(),
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),
         "bf16_native": precision.bf16_native(device),
@@ -137,6 +138,37 @@ def cpu_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     except OSError:
         pass
     return platform.processor() or "cpu"
+
+
+# The instruction sets that choose the CPU's float and bfloat16 kernels (oneDNN, ATen): two CPUs that differ in
+# them train the same config to different numbers.
+_KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_bf16", "amx_fp16")
+
+
+def cpu_id(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The CPU beyond its model name, from the first processor of ``cpuinfo``: family, model and stepping and the
+    kernel-choosing instruction sets it has, e.g. ``"family 6 model 143 stepping 8; avx2 fma avx512f amx_bf16"``.
+
+    A virtual machine's model name is often generic ("Intel(R) Xeon(R) Processor"), and the same config gives
+    different numbers on CPUs that differ here (docs/protocols.md, Budgets), so results record it. ``None`` where
+    the file does not exist (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the first processor only
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", fields.get("Features", "")).split())
+    ident = " ".join(f"{name} {fields[key]}" for name, key in
+                     (("family", "cpu family"), ("model", "model"), ("stepping", "stepping")) if fields.get(key))
+    kernels = " ".join(flag for flag in _KERNEL_FLAGS if flag in flags)
+    text = "; ".join(part for part in (ident, kernels) if part)
+    return text or None
 
 
 def git_commit() -> str | None:

@@ -38,7 +38,7 @@ from bench_precision import train_once  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.leaderboard import row_key, step_times_filename  # noqa: E402
 from bench.registry import PROTOCOLS  # noqa: E402
-from bench.runner import cpu_name, load_data, resolve_config  # noqa: E402
+from bench.runner import cpu_id, cpu_name, load_data, resolve_config  # noqa: E402
 from bench.sweep import build_sweep  # noqa: E402
 
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
         record = {
             "protocol": {"name": protocol.name, "version": protocol.version},
-            "machine": cpu_name(), "threads": args.threads, "torch": torch.__version__,
+            "machine": cpu_name(), "cpu_id": cpu_id(), "threads": args.threads, "torch": torch.__version__,
             "measured": datetime.date.today().isoformat(),
             "command": f"python scripts/bench_grid.py {args.sweep_file} --save",
             "steps": args.steps, "skip": args.skip, "repeats": args.repeats,

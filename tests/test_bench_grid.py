@@ -42,6 +42,9 @@ def test_every_row_is_timed_and_the_grid_cost_adds_up(tmp_path, capsys):
     assert "192 training images" in printed  # 256 less the validation quarter
     record = json.loads((tmp_path / lb.step_times_filename("cpu-gtsrb", record_version := 4)).read_text())
     assert record["protocol"] == {"name": "cpu-gtsrb", "version": record_version}
+    from bench.runner import cpu_id, cpu_name
+
+    assert (record["machine"], record["cpu_id"]) == (cpu_name(), cpu_id())  # which CPU the ratios hold for
     rows = {r["row"]: r for r in record["rows"]}
     assert list(rows) == ["sgd (end_to_end)", "greedy_ce (sequential)", "greedy_ce (simultaneous)"]
     assert [rows[r]["phases"] for r in rows] == [1, 2, 1]  # a sequential row steps through each module's phase

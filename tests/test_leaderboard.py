@@ -247,7 +247,11 @@ def test_side_by_side_step_times_are_shown_beside_the_recorded_time(results_dir:
     assert rows["infopro"]["Step time vs sgd, side by side"] == "1.37x"
     assert rows["greedy_ce"]["Step time vs sgd, side by side"] == "–"  # a row the measurement did not time
     assert rows["infopro"]["Time vs sgd"] == "1.00x"  # the recorded times stay as recorded
-    assert "Test CPU 9000" in page and "123 core-minutes" in page
+    assert "Test CPU 9000 (1 thread" in page and "123 core-minutes" in page
+    record["cpu_id"] = "family 6 model 143 stepping 8; avx2 amx_bf16"
+    write_json_atomic(results_dir / lb.step_times_filename("cpu-cifar10", version), record)
+    assert "Test CPU 9000 (`family 6 model 143 stepping 8; avx2 amx_bf16`) (1 thread" in lb.build_leaderboards(
+        results_dir)["cpu-cifar10.md"]
     # a file of another protocol version is not shown
     (results_dir / lb.step_times_filename("cpu-cifar10", version)).rename(
         results_dir / lb.step_times_filename("cpu-cifar10", version + 1))
@@ -875,3 +879,24 @@ def test_with_a_validation_split_the_epoch_is_chosen_on_validation_not_on_test(t
     plain = make_result("sgd", 0, 67.0, protocol=None, test_top1_best=71.0)
     page = lb.render_protocol("(none)", [plain])
     assert table_rows(page)[0]["Best-epoch top-1 (%)"] == "71.00 ± –"
+
+
+def test_a_page_names_its_cpu_models_and_flags_a_grid_that_mixes_them(tmp_path):
+    results_dir = tmp_path / "results"
+    amx = "family 6 model 143 stepping 8; avx2 fma avx512f avx512_bf16 amx_bf16"
+    no_amx = "family 6 model 106 stepping 6; avx2 fma avx512f"
+    for seed, ident in enumerate([amx, amx, None]):
+        result = make_result("sgd", seed)
+        if ident:
+            result["env"]["cpu_id"] = ident
+        save(results_dir, result)
+    page = lb.render_protocol("cpu-cifar10", lb.collect(results_dir)[0])
+    line = next(line for line in page.splitlines() if line.startswith("- CPU model(s):"))
+    assert line == f"- CPU model(s): `{amx}` (2 files), not recorded (1 file)"  # one recorded model: no warning
+    other = make_result("dgl", 0, schedule="simultaneous")
+    other["env"]["cpu_id"] = no_amx
+    save(results_dir, other)
+    page = lb.render_protocol("cpu-cifar10", lb.collect(results_dir)[0])
+    line = next(line for line in page.splitlines() if line.startswith("- CPU model(s):"))
+    assert f"`{amx}` (2 files), `{no_amx}` (1 file), not recorded (1 file)" in line
+    assert "more than one CPU model" in line

@@ -146,9 +146,10 @@ def test_a_run_records_the_precision_it_ran_with(tmp_path):
     assert result["status"] == "ok"
     assert result["config"]["amp"] is True and result["config"]["channels_last"] is True
     assert result["env"]["bf16_native"] == precision.bf16_native(CPU)
-    from bench.runner import cpu_name
+    from bench.runner import cpu_id, cpu_name
 
     assert result["env"]["device_name"] == cpu_name()
+    assert result["env"]["cpu_id"] == cpu_id()
 
 
 # ------------------------------------------------------------------------------------ sampling precision of top-1
@@ -169,3 +170,18 @@ def test_precision_note_reads_as_a_sentence():
         "A single run's top-1 has a sampling standard error of about 1.4 points (1,000 test images, at 70.0 %)."
     )
     assert "about 0.15 points (12,630 test images" in precision_note(97.0, 12630)
+
+
+def test_the_cpu_id_records_family_model_stepping_and_the_kernel_flags(tmp_path):
+    from bench.runner import cpu_id
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+                    "model name\t: Intel(R) Xeon(R) Processor\nstepping\t: 8\n"
+                    "flags\t\t: fpu sse avx2 fma avx512f avx512_bf16 amx_tile amx_bf16\n\n"
+                    "processor\t: 1\ncpu family\t: 6\nmodel\t\t: 106\nflags\t\t: fpu avx2\n")
+    # the first processor only; of its flags, those that choose the float and bf16 kernels, in a fixed order
+    assert cpu_id(info) == "family 6 model 143 stepping 8; avx2 fma avx512f avx512_bf16 amx_bf16"
+    info.write_text("processor\t: 0\ncpu family\t: 6\nmodel\t\t: 106\nstepping\t: 6\nflags\t\t: fpu avx2 fma\n")
+    assert cpu_id(info) == "family 6 model 106 stepping 6; avx2 fma"
+    assert cpu_id(tmp_path / "absent") is None
