@@ -113,3 +113,42 @@ def test_cpu_gtsrb_s_budget_is_the_rule_with_its_test_target(budget):
     # the target taken literally: no budget the sweep can test with the rule (12 has no 24) reaches it
     assert budget.choose_budget(frame, sgd, target=98.0) is None
     assert budget.choose_budget(frame, sgd, target=98.0 - se) == 6
+
+
+def test_docs_twice_the_budget_table_quotes_the_committed_cells():
+    """docs/protocols.md's "twice the budget" table: every row of cpu-gtsrb v4 at 6 epochs (the grid's seed-0 cells)
+    and at 12 (evidence/cpu-gtsrb-v4-12-epochs), validation and test top-1 as the result files hold them."""
+    repo = Path(__file__).resolve().parents[1]
+    lines = (repo / "docs" / "protocols.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "twice-the-budget table" in line)
+    rows = []
+    for line in lines[start + 3:]:  # the marker, the header, the separator, then the rows
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+
+    def cells(folder: Path, epochs: int) -> dict[str, dict]:
+        out = {}
+        for path in folder.glob("*/result.json"):
+            r = json.loads(path.read_text())
+            c = r["config"]
+            if (c["data"] == "gtsrb" and c["seed"] == 0 and c["epochs"] == epochs and c.get("task", "classify") ==
+                    "classify" and (r.get("protocol") or {}).get("name") == "cpu-gtsrb"
+                    and r["protocol"]["version"] == 4):
+                name = f"`{c['method']}`" + ("" if c["method"] in ("sgd", "dgl", "infopro", "greedydib")
+                                             else f" {c['schedule']}")
+                out[name] = r["metrics"]
+        return out
+
+    six = cells(repo / "leaderboards" / "results", 6)
+    twelve = cells(repo / "evidence" / "cpu-gtsrb-v4-12-epochs", 12)
+    assert len(six) == len(twelve) == 6
+    quoted = {}
+    for row in rows:
+        name, *numbers = [cell.strip() for cell in row.strip("|").split("|")]
+        quoted[name] = [float(x) for x in numbers]
+    assert set(quoted) == set(twelve)
+    for name, (v6, v12, t6, t12, move) in quoted.items():
+        assert (v6, t6) == (round(six[name]["val_top1"], 2), round(six[name]["test_top1"], 2)), name
+        assert (v12, t12) == (round(twelve[name]["val_top1"], 2), round(twelve[name]["test_top1"], 2)), name
+        assert move == pytest.approx(round(twelve[name]["test_top1"] - six[name]["test_top1"], 2), abs=0.011), name
