@@ -240,7 +240,8 @@ def execute(
     continues from that file when it belongs to this run (``bench.checkpoint``); it is removed once the result is
     written.
 
-    A finished run (status ok) with the same config is not run again unless ``force``. User errors raise
+    A finished run (status ok) with the same config, method identity and protocol version is not run again unless
+    ``force``. User errors raise
     BenchError before anything is written; a crash or divergence during training is recorded with status
     ``failed``/``diverged`` and re-raised (a crash's traceback goes to ``error.log`` beside the result); Ctrl-C
     (or SIGTERM turned into KeyboardInterrupt by the CLI) is recorded with status ``interrupted`` and re-raised.
@@ -255,7 +256,7 @@ def execute(
             previous = read_result(result_path)
             same = config_hash(previous.get("config") or {}) == config_hash(cfg.to_dict()) and all(
                 previous.get("method", {}).get(key) == value for key, value in identity.items()
-            )
+            ) and previous.get("protocol") == _protocol_record(cfg.protocol)  # a new protocol version runs again
             if previous["status"] == "ok" and same:
                 previous["_skipped"] = True
                 return previous, result_path

@@ -283,3 +283,18 @@ def test_run_identity_ignores_where_the_data_lies_but_not_what_is_trained(tmp_pa
     assert run_dir(data_root="../shared/data") == run_dir(data_root="/elsewhere/data")
     assert run_dir(data_root="../shared/data") != run_dir(data_root="../shared/data", seed=1)
     assert run_dir() != run_dir(lr=0.2)
+
+
+def test_a_finished_run_is_reused_only_under_the_same_protocol_version(tmp_path: Path) -> None:
+    from bench.runner import execute, resolve_config
+
+    sets = ["data.num_classes=4", "data.train_size=64", "data.test_size=16", "data.image_size=16", "max_steps=1"]
+    cfg, m = resolve_config({"method": "sgd", "epochs": 1, "batch_size": 32, "out": str(tmp_path)}, sets=sets)
+    first, path = execute(cfg, m)
+    again, _ = execute(cfg, m)
+    assert again.get("_skipped") and again["run_id"] == first["run_id"]  # same config, method and protocol: reused
+    stored = json.loads(path.read_text())
+    stored["protocol"] = {"name": "cpu-gtsrb", "version": 4}  # the same config recorded under another protocol
+    res.write_json_atomic(path, stored)
+    rerun, _ = execute(cfg, m)
+    assert not rerun.get("_skipped") and rerun["protocol"] is None  # run again, and recorded as what it is now
