@@ -163,7 +163,7 @@ def cpu_id(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("flags", fields.get("Features", "")).split())
+    flags = precision.cpuinfo_flags(cpuinfo)
     ident = " ".join(f"{name} {fields[key]}" for name, key in
                      (("family", "cpu family"), ("model", "model"), ("stepping", "stepping")) if fields.get(key))
     kernels = " ".join(flag for flag in _KERNEL_FLAGS if flag in flags)
