@@ -587,6 +587,18 @@ def _cpu_lines(df: pd.DataFrame) -> list[str]:
     return [line]
 
 
+def _adopted_lines(df: pd.DataFrame) -> list[str]:
+    """How many of the page's results were made under an older protocol version with settings that resolve to the
+    page's version (``protocol.adopted_from``, written by scripts/adopt_results.py, which checks that)."""
+    column = "protocol.adopted_from.version"
+    if column not in df.columns or df[column].isna().all():
+        return []
+    counts = df[column].dropna().astype(int).value_counts().sort_index()
+    parts = [f"{n} from version {v}" for v, n in counts.items()]
+    return [f"- Adopted result files: {', '.join(parts)}, run before this version with its exact resolved config "
+            "(the same training; checked and carried over by scripts/adopt_results.py)"]
+
+
 def _superseded_lines(page: str) -> list[str]:
     """The banner of a superseded protocol version's page (``<name>-v<version>``, :func:`page_names`)."""
     from bench.protocols import PROTOCOLS as _PROTOCOLS
@@ -661,6 +673,7 @@ def render_protocol(
         f"- Device(s): {_join(_sorted_unique(devices))}",
         *_cpu_lines(df),
         f"- Result files: {len(df)} ({status_text or 'none'})",
+        *_adopted_lines(df),
         f"- Best entry: {_headline(best)}"
         + (f", top-1 {fmt_mean_std(best['top1_mean'], best['top1_std'])} % over {best['n']} seed(s)"
            if best is not None else ""),

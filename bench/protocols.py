@@ -141,15 +141,20 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             "cpu-gtsrb",
-            4,
+            5,
             "The complete GTSRB at 32x32 (39,209 training images, 10% of the training tracks held out for "
             "validation, the official 12,630 test images), CIFAR ResNet-20 cut in 4 modules of balanced activation "
-            "memory, bf16 where native, batch 64 (chosen on validation), the test set scored once at the end, "
+            "memory, bf16 where native, batch 64 (chosen on validation), 12 epochs, the test set scored once at the "
+            "end, "
             + _CPU_V2_TEXT,
             {
                 "data": "gtsrb",
                 **_CPU_V2,
-                "epochs": 6,
+                # version 5: 12 epochs. At version 4's 6, sgd met the doubling rule (+0.49 validation points from 6 to
+                # 12, 3 seeds) but stayed under its target (97.99 % test), and the layer-wise rows were still
+                # climbing (InfoPro +1.08 validation points, DGL +1.00 test points from 6 to 12, seed 0), so that
+                # their order was the budget's (docs/protocols.md, Budgets; evidence/cpu-gtsrb-v4-12-epochs)
+                "epochs": 12,
                 "warmup_epochs": 1,
                 # version 4: chosen on the validation split (sgd, 6 epochs, seeds 0 and 1): batch 64 gives a mean
                 # validation top-1 of 99.21 against 98.36 at version 2's 128 and above GTSRB's mirror flips and
@@ -242,6 +247,10 @@ SUPERSEDED: dict[tuple[str, int], str] = {
     ("cpu-gtsrb", 2): "batch 128; the same recipe at batch 64 scores higher on the validation split (mean of two "
     "seeds of sgd: 99.21 against 98.36), which version 4 uses (docs/protocols.md). The grid is complete (3 seeds per "
     "row); its ranking stands for batch 128.",
+    ("cpu-gtsrb", 4): "6 epochs: sgd's test top-1 stays under the 98 % target (97.99 over 3 seeds), and at twice the "
+    "budget InfoPro and DGL gain 1 to 1.25 points (seed 0) while the top two rows gain under 0.5, so that the order "
+    "below the top two is the budget's; version 5 trains 12 epochs (docs/protocols.md, Budgets). The grid is "
+    "complete (3 seeds per row); read its lower rows as 'at 6 epochs'.",
     ("cpu-gtsrb-loc", 2): "its lambda_box = 1 was chosen on validation under version 1's optimiser (lr 0.05, no "
     "Nesterov, no warm-up); the same selection under version 2's own recipe chooses lambda_box = 3, which version 3 "
     "uses (docs/localize.md). The grid is complete (3 seeds per row); its ranking stands for lambda_box = 1.",

@@ -177,6 +177,8 @@ COLUMNS: dict[str, str] = {
     "schema_version": "Int64",
     "protocol.name": "string",
     "protocol.version": "Int64",
+    "protocol.adopted_from.version": "Int64",  # a result carried over from an older version (scripts/adopt_results.py)
+    "protocol.adopted_from.adopted": "string",
     "method.name": "string",
     "method.version": "string",
     "method.origin": "string",

@@ -256,7 +256,7 @@ def execute(
             previous = read_result(result_path)
             same = config_hash(previous.get("config") or {}) == config_hash(cfg.to_dict()) and all(
                 previous.get("method", {}).get(key) == value for key, value in identity.items()
-            ) and previous.get("protocol") == _protocol_record(cfg.protocol)  # a new protocol version runs again
+            ) and _same_protocol(previous.get("protocol"), _protocol_record(cfg.protocol))
             if previous["status"] == "ok" and same:
                 previous["_skipped"] = True
                 return previous, result_path
@@ -354,6 +354,14 @@ def trained_params(net: torch.nn.Module, aux_heads: Any) -> dict[str, int]:
         if isinstance(head, torch.nn.Module):
             aux.update({id(p): p.numel() for p in head.parameters() if id(p) not in own})
     return {"params": sum(p.numel() for p in net.parameters()), "aux_params": sum(aux.values())}
+
+
+def _same_protocol(recorded: dict | None, current: dict | None) -> bool:
+    """A new protocol version runs again; a result adopted from an older version (scripts/adopt_results.py records
+    ``adopted_from`` beside the version) counts as the version it was adopted into."""
+    if not recorded or not current:
+        return recorded == current
+    return (recorded.get("name"), recorded.get("version")) == (current["name"], current["version"])
 
 
 def _protocol_record(name: str | None) -> dict | None:

@@ -85,10 +85,11 @@ def test_the_committed_evidence_chooses_the_protocols_budget(budget):
 
 
 def test_cpu_gtsrb_s_budget_is_the_rule_with_its_test_target(budget):
-    """cpu-gtsrb version 4 (batch 64): the doubling rule alone, on validation, chooses 3 epochs, where `sgd`'s mean
-    test top-1 over seeds 0-2 is several standard errors under the protocol's 98 % target; at the protocol's 6 epochs
-    (which meet the rule too) it is at the target within one standard error, and at 12 above it
-    (evidence/cpu-gtsrb-v4; docs/protocols.md, Budgets: a choice that reads the test set, said there)."""
+    """cpu-gtsrb at batch 64 (the sweep ran under version 4): the doubling rule alone, on validation, chooses 3
+    epochs, where `sgd`'s mean test top-1 over seeds 0-2 is several standard errors under the protocol's 98 % target;
+    at version 4's 6 epochs (which meet the rule too) it is at the target within one standard error, and at version
+    5's 12 above it, with validation top-1 too close to 100 % for a doubling to raise it by a point (evidence/cpu-
+    gtsrb-v4; docs/protocols.md, Budgets: a choice that reads the test set, said there)."""
     from bench.evaluate import top1_standard_error
     from bench.protocols import PROTOCOLS
     from tests.test_protocols import _committed_results
@@ -98,7 +99,7 @@ def test_cpu_gtsrb_s_budget_is_the_rule_with_its_test_target(budget):
         (e, s) for e in (3, 6, 12) for s in (0, 1, 2)]
     protocol = PROTOCOLS.get("cpu-gtsrb")
     for r in files:
-        assert r["status"] == "ok" and r["protocol"] == {"name": "cpu-gtsrb", "version": protocol.version}
+        assert r["status"] == "ok" and r["protocol"] == {"name": "cpu-gtsrb", "version": 4}
         assert r["config"]["batch_size"] == protocol.settings["batch_size"] == 64
     root = Path(__file__).resolve().parents[1] / "evidence" / "cpu-gtsrb-v4"
     frame = budget.budget_frame(root, "cpu-gtsrb", seeds=None, rows=["sgd (end_to_end)"])
@@ -108,8 +109,9 @@ def test_cpu_gtsrb_s_budget_is_the_rule_with_its_test_target(budget):
     test = frame.set_index("epochs")["test_top1"]
     se = top1_standard_error(98.0, 12630)  # about 0.12 points
     assert test[3] < 98.0 - 4 * se
-    assert abs(test[protocol.settings["epochs"]] - 98.0) < se and protocol.settings["epochs"] == 6
-    assert test[12] > 98.0
+    assert abs(test[6] - 98.0) < se  # version 4's budget: at the target within resolution, not above it
+    assert test[12] > 98.0 and protocol.settings["epochs"] == 12  # version 5's: the first budget above it
+    assert 100.0 - frame.set_index("epochs")["val_top1"][12] < 1.0  # 12 -> 24 cannot gain a validation point
     # the target taken literally: no budget the sweep can test with the rule (12 has no 24) reaches it
     assert budget.choose_budget(frame, sgd, target=98.0) is None
     assert budget.choose_budget(frame, sgd, target=98.0 - se) == 6

@@ -717,7 +717,8 @@ def test_readme_result_tables_match_the_committed_results() -> None:
     if not files:
         pytest.skip("no committed results")
     tables = _readme_result_tables()
-    assert {page for page, _ in tables} >= {"cpu-gtsrb", "cpu-gtsrb-v2", "cpu-cifar10", "cpu-gtsrb-loc", "cpu-gtsrb-loc-v2"}
+    assert {page for page, _ in tables} >= {"cpu-gtsrb", "cpu-gtsrb-v4", "cpu-gtsrb-v2", "cpu-cifar10", "cpu-gtsrb-loc",
+                                            "cpu-gtsrb-loc-v2"}
 
     for page, rows in tables:
         mine = [f for f in files if _page_of(f) == page and f["status"] == "ok"]
@@ -746,8 +747,12 @@ def test_readme_step_time_ratios_are_the_committed_side_by_side_measurement() ->
         column = "step time vs sgd, side by side"
         if not rows or column not in rows[0]:
             continue
-        protocol = PROTOCOLS[page]  # only a current version's page has a measurement
-        record = lb.read_step_times(COMMITTED, page, [protocol.version])
+        superseded = re.fullmatch(r"(.+)-v(\d+)", page)  # a superseded version's page quotes its own measurement
+        if superseded and superseded.group(1) in PROTOCOLS:
+            name, version = superseded.group(1), int(superseded.group(2))
+        else:
+            name, version = page, PROTOCOLS[page].version
+        record = lb.read_step_times(COMMITTED, name, [version])
         assert record is not None, page
         ratios = lb.step_time_ratios(record)
         for row in rows:
@@ -900,3 +905,19 @@ def test_a_page_names_its_cpu_models_and_flags_a_grid_that_mixes_them(tmp_path):
     line = next(line for line in page.splitlines() if line.startswith("- CPU model(s):"))
     assert f"`{amx}` (2 files), `{no_amx}` (1 file), not recorded (1 file)" in line
     assert "more than one CPU model" in line
+
+
+def test_a_page_says_how_many_of_its_results_were_adopted_from_an_older_version(tmp_path):
+    results_dir = tmp_path / "results"
+    for seed in range(3):
+        result = make_result("sgd", seed)
+        if seed < 2:
+            result["protocol"]["adopted_from"] = {"version": 1, "adopted": "2026-12-06"}
+        save(results_dir, result)
+    page = lb.render_protocol("cpu-cifar10", lb.collect(results_dir)[0])
+    line = next(line for line in page.splitlines() if line.startswith("- Adopted result files:"))
+    assert line.startswith("- Adopted result files: 2 from version 1, run before this version")
+    assert table_rows(page)[0]["n"] == "3"  # adopted results count as the version's own
+    plain = tmp_path / "plain"
+    save(plain, make_result("sgd", 0))
+    assert "Adopted" not in lb.render_protocol("cpu-cifar10", lb.collect(plain)[0])

@@ -298,3 +298,25 @@ def test_a_finished_run_is_reused_only_under_the_same_protocol_version(tmp_path:
     res.write_json_atomic(path, stored)
     rerun, _ = execute(cfg, m)
     assert not rerun.get("_skipped") and rerun["protocol"] is None  # run again, and recorded as what it is now
+
+
+def test_a_result_adopted_into_the_current_protocol_version_is_reused(tmp_path: Path) -> None:
+    from bench.protocols import PROTOCOLS
+    from bench.runner import execute, resolve_config
+
+    sets = ["data.num_classes=4", "data.train_size=64", "data.test_size=16", "data.image_size=16", "max_steps=1"]
+    flags = {"method": "sgd", "data": "signs", "arch": "cifar_resnet20", "split": "blocks:2", "epochs": 1,
+             "batch_size": 32, "val_split": 0.0, "warmup_epochs": 0, "out": str(tmp_path)}
+    cfg, m = resolve_config(flags, sets=sets, protocol="cpu-gtsrb")
+    first, path = execute(cfg, m)
+    current = PROTOCOLS["cpu-gtsrb"].version
+    assert first["protocol"] == {"name": "cpu-gtsrb", "version": current}
+    stored = json.loads(path.read_text())
+    stored["protocol"] = {"name": "cpu-gtsrb", "version": current, "adopted_from": {"version": current - 1}}
+    res.write_json_atomic(path, stored)
+    again, _ = execute(cfg, m)
+    assert again.get("_skipped") and again["protocol"]["adopted_from"] == {"version": current - 1}
+    stored["protocol"] = {"name": "cpu-gtsrb", "version": current - 1}  # not adopted: an older version runs again
+    res.write_json_atomic(path, stored)
+    rerun, _ = execute(cfg, m)
+    assert not rerun.get("_skipped") and rerun["protocol"] == {"name": "cpu-gtsrb", "version": current}
