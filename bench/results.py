@@ -69,6 +69,11 @@ LATER_FIELDS: dict[str, Any] = {"eval_test": "every"}
 left out of the hash at that value, so that an older result and the same run today keep one id (and are reused)."""
 
 
+UNTRAINED_FIELDS = frozenset({"out", "device", "progress", "data_root"})
+"""Config fields that do not change what is trained (where results go, where the data lies, the device, the display):
+left out of :func:`config_hash`, so the same experiment has the same folder on every machine."""
+
+
 def config_hash(config: dict[str, Any], length: int = 12) -> str:
     """A stable short hash of a resolved config (key order does not matter).
 
@@ -76,10 +81,9 @@ def config_hash(config: dict[str, Any], length: int = 12) -> str:
     are excluded so that the same experiment maps to the same folder on every machine; what the data was is
     recorded in the result itself (``dataset``: its source, sizes and the validation split's digest).
     """
-    ignored = {"out", "device", "progress", "data_root"}
     payload = {
         k: v for k, v in config.items()
-        if k not in ignored and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+        if k not in UNTRAINED_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
     }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]

@@ -14,8 +14,8 @@ The sweep then runs only the cells that are still missing. A result is adopted o
 * its status is ``ok`` and it was made under an *older* version of ``--protocol``;
 * the config that ``bench run --protocol P --method M --seed S --schedule X`` resolves to today (the current
   version's settings and per-method settings; a setting the version leaves at ``auto``, such as ``amp``, as the run
-  resolved it) has the same hash as the recorded config, and the method's version and origin are today's (the run id, hence the folder name, is
-  the one the sweep looks for).
+  resolved it) has the same hash as the recorded config, and the method's version and origin are today's (so the
+  run id, hence the folder name, is the one the sweep looks for).
 
 Anything else is refused with the reason (the first settings that differ), and nothing is written for it. The
 adopted file keeps everything it recorded (its metrics, environment, CPU, dates); only ``protocol`` changes, to
@@ -33,14 +33,13 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.registry import PROTOCOLS
-from bench.results import RESULT_FILENAME, config_hash, read_result, write_json_atomic
+from bench.results import RESULT_FILENAME, UNTRAINED_FIELDS, config_hash, read_result, write_json_atomic
 from bench.runner import method_identity, resolve_config, run_dir_for
 
 
 def _differences(recorded: dict[str, Any], resolved: dict[str, Any], limit: int = 4) -> str:
-    ignored = {"out", "device", "progress", "data_root"}
     keys = sorted(k for k in set(recorded) | set(resolved)
-                  if k not in ignored and recorded.get(k) != resolved.get(k))
+                  if k not in UNTRAINED_FIELDS and recorded.get(k) != resolved.get(k))
     shown = [f"{k} {recorded.get(k)!r} (version's: {resolved.get(k)!r})" for k in keys[:limit]]
     return ", ".join(shown) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="results folder of the current version's grid")
     args = parser.parse_args(argv)
     try:
-        PROTOCOLS.get(args.protocol)
+        version = PROTOCOLS.get(args.protocol).version
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -123,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     adopted, refused = adopt(args.sources, args.protocol, args.out)
-    version = PROTOCOLS.get(args.protocol).version
     for source, target in adopted:
         print(f"adopted  {source.parent.name} -> {target.parent}")
     for source, reason in refused:

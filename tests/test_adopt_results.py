@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from bench.protocols import PROTOCOLS
-from bench.results import SCHEMA_VERSION
+from bench.results import SCHEMA_VERSION, UNTRAINED_FIELDS
 from bench.runner import method_identity, resolve_config, run_dir_for
+from tests.conftest import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "adopt_results.py"
 PROTOCOL = "cpu-gtsrb"
 
 
 @pytest.fixture(scope="module")
 def adopt():
-    spec = importlib.util.spec_from_file_location("adopt_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("adopt_results")
 
 
 def _result(root: Path, name: str, *, version: int | None = None, method_version: str | None = None,
@@ -122,7 +118,7 @@ def test_the_adopted_sgd_cell_s_first_epoch_reproduces_on_the_grid_s_cpu() -> No
     (cell,) = adopted
     assert cell["protocol"]["adopted_from"]["version"] == 4 and cell["config"]["epochs"] == 12
     assert repro["config"]["epochs"] == 2 and repro["env"]["threads"] == cell["env"]["threads"] == 1
-    ignored = {"epochs", "out", "data_root", "device", "progress"}
+    ignored = {"epochs", *UNTRAINED_FIELDS}
     assert {k: v for k, v in repro["config"].items() if k not in ignored} == {
         k: v for k, v in cell["config"].items() if k not in ignored}
     assert repro["history"][0] == cell["history"][0]

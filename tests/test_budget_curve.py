@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_script
 from tests.test_leaderboard import make_result, save
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "budget_curve.py"
 
 
 @pytest.fixture(scope="module")
 def budget():
-    spec = importlib.util.spec_from_file_location("budget_curve", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("budget_curve")
 
 
 def _run(root: Path, method: str, schedule: str, epochs: int, val: float, test: float, seed: int = 0) -> None:
