@@ -120,9 +120,10 @@ PROTOCOLS: dict[str, Protocol] = {
     for p in [
         Protocol(
             "cpu-cifar10",
-            2,
+            3,
             "CIFAR-10 (the 4,000/1,000 real subset or a full download; 10% of the training images held out for "
-            "validation), CIFAR ResNet-20 cut in 4 modules of balanced activation memory, bf16 where native, "
+            "validation), CIFAR ResNet-20 cut in 4 modules of balanced activation memory, bf16 where native, the "
+            "test set scored once at the end, "
             + _CPU_V2_TEXT
             + " Budget: 60 epochs, a fixed budget that is not converged by the doubling rule (sgd gains 3.25 "
             "validation points from 60 to 120 epochs on the 4,000-image subset; docs/protocols.md).",
@@ -135,6 +136,9 @@ PROTOCOLS: dict[str, Protocol] = {
                 # 70 % (docs/protocols.md, Budgets)
                 "epochs": 60,
                 "warmup_epochs": 3,
+                # version 3: version 2 with the test set scored once at the end (the same statistics, bit for bit:
+                # training never reads the test set), which takes about a tenth off the grid's time
+                "eval_test": "end",
             },
             method_settings=_CPU_METHOD_SETTINGS,
             source=_CPU_V2_SOURCE,
@@ -241,6 +245,10 @@ PROTOCOLS: dict[str, Protocol] = {
 SUPERSEDED: dict[tuple[str, int], str] = {
     ("cpu-cifar10", 1): "6 epochs, far from converged (a plain loop reaches about 68 % in 20); ResNet-20 split in its 3 "
     "stages; no validation split, GreedyDIB's gamma chosen on the test set. Do not read a ranking from it.",
+    ("cpu-cifar10", 2): "scores the test set after every epoch, about a tenth of the grid's time; version 3 is the "
+    "same recipe with the test set scored once at the end, which gives the same numbers (test top-1 at the last "
+    "epoch and at the best validation epoch) at less cost (docs/protocols.md). The grid is complete (3 seeds per "
+    "row); its numbers stand.",
     ("cpu-gtsrb", 1): "made on a 2,580-image training subset of GTSRB (60 per class at original size) that the data "
     "folder no longer holds: it cannot be reproduced on the complete set; 15 epochs on that subset, far from "
     "converged; no validation split, GreedyDIB's gamma chosen on the test set. Do not read a ranking from it.",
