@@ -248,8 +248,7 @@ SUPERSEDED: dict[tuple[str, int], str] = {
     ("cpu-cifar10", 2): "scores the test set after every epoch, about a tenth of the grid's time; version 3 is the "
     "same recipe with the test set scored once at the end, which gives every cell's numbers to the last digit (test "
     "top-1 at the last epoch and at the best validation epoch, every validation top-1; tests/test_committed_grids.py) "
-    "at less cost (docs/protocols.md). The grid is complete (3 seeds per "
-    "row); its numbers stand.",
+    "at less cost (docs/protocols.md). The grid is complete (3 seeds per row); its numbers stand.",
     ("cpu-gtsrb", 1): "made on a 2,580-image training subset of GTSRB (60 per class at original size) that the data "
     "folder no longer holds: it cannot be reproduced on the complete set; 15 epochs on that subset, far from "
     "converged; no validation split, GreedyDIB's gamma chosen on the test set. Do not read a ranking from it.",

@@ -85,11 +85,11 @@ def test_an_existing_result_is_never_overwritten_and_the_cli_reports(adopt, tmp_
 
 
 def test_every_committed_adopted_result_is_a_run_of_the_version_it_is_filed_under(adopt) -> None:
-    from bench.results import read_result
+    from bench.results import find_result_files, read_result
 
     results = Path(__file__).resolve().parents[1] / "leaderboards" / "results"
     checked = 0
-    for path in sorted(results.rglob("result.json")):
+    for path in find_result_files(results):
         result = read_result(path)
         record = result.get("protocol") or {}
         if "adopted_from" not in record or record["version"] != PROTOCOLS[record["name"]].version:
